@@ -1,0 +1,66 @@
+"""Atomic file writes: write a temporary name in the same directory, fsync, rename.
+
+A process killed at any point leaves either the old file or the new one, never half
+of one. Temporary names start with ``.tmp-`` so cleanup can find leftovers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Any
+
+TMP_PREFIX = ".tmp-"
+
+
+def fsync_dir(path: str | os.PathLike[str]) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def temp_path_for(path: str | os.PathLike[str]) -> Path:
+    """A unique temporary sibling of ``path`` (same directory, so rename is atomic)."""
+    p = Path(path)
+    return p.with_name(f"{TMP_PREFIX}{p.name}.{os.getpid()}.{os.urandom(4).hex()}")
+
+
+def write_bytes(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o644,
+                durable: bool = True) -> None:
+    """Atomically replace ``path`` with ``data``."""
+    tmp = temp_path_for(path)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    if durable:
+        fsync_dir(Path(path).parent)
+
+
+def write_json(path: str | os.PathLike[str], doc: Any, *, durable: bool = True) -> None:
+    """Atomically replace ``path`` with ``doc`` as JSON."""
+    from podkit_common.jsonio import dumps
+
+    write_bytes(path, dumps(doc, pretty=True) + b"\n", durable=durable)
+
+
+def read_json(path: str | os.PathLike[str]) -> Any:
+    from podkit_common.jsonio import loads
+
+    with open(path, "rb") as fh:
+        return loads(fh.read(), what=os.fspath(path))

@@ -1,0 +1,78 @@
+"""Per-object file locks (flock), released by the kernel if the holder dies.
+
+Lock files live in a ``locks/`` directory chosen by the caller (normally under the
+root) and are named after the object, so two processes working on different images or
+containers never wait for each other.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import time
+from pathlib import Path
+from types import TracebackType
+
+from podkit_common.errors import Timeout
+
+
+class FileLock:
+    """An exclusive (or shared) flock on ``path``; a context manager.
+
+    ``timeout=None`` waits forever; otherwise raise ``Timeout`` after that many seconds.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, shared: bool = False,
+                 timeout: float | None = None) -> None:
+        self.path = Path(path)
+        self.shared = shared
+        self.timeout = timeout
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        op = fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX
+        try:
+            if self.timeout is None:
+                fcntl.flock(fd, op)
+            else:
+                deadline = time.monotonic() + self.timeout
+                delay = 0.005
+                while True:
+                    try:
+                        fcntl.flock(fd, op | fcntl.LOCK_NB)
+                        break
+                    except OSError as exc:
+                        if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                            raise
+                        if time.monotonic() >= deadline:
+                            raise Timeout(f"waited {self.timeout:g}s for lock {self.path}",
+                                          hint="another podkit process holds it") from None
+                        time.sleep(delay)
+                        delay = min(delay * 2, 0.1)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> FileLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.release()
+
+
+def object_lock(locks_dir: str | os.PathLike[str], kind: str, name: str, *,
+                shared: bool = False, timeout: float | None = None) -> FileLock:
+    """The lock for one object, e.g. ``object_lock(root/"locks", "layer", chain_id)``."""
+    safe = name.replace("/", "_").replace(":", "_")
+    return FileLock(Path(locks_dir) / f"{kind}-{safe}.lock", shared=shared, timeout=timeout)

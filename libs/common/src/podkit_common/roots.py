@@ -1,0 +1,32 @@
+"""Where podkit keeps its state: ``--root`` (persistent) and ``--runroot`` (dies with a reboot).
+
+Precedence: the command-line flag, then PODKIT_ROOT / PODKIT_RUNROOT, then the defaults
+/var/lib/podkit and /run/podkit.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_ROOT = "/var/lib/podkit"
+DEFAULT_RUNROOT = "/run/podkit"
+
+
+@dataclass(frozen=True)
+class Roots:
+    root: Path
+    runroot: Path
+
+    def as_dict(self) -> dict[str, str]:
+        return {"root": str(self.root), "runroot": str(self.runroot)}
+
+
+def resolve_roots(root: str | os.PathLike[str] | None = None,
+                  runroot: str | os.PathLike[str] | None = None,
+                  env: dict[str, str] | None = None) -> Roots:
+    env = os.environ if env is None else env
+    r = root or env.get("PODKIT_ROOT") or DEFAULT_ROOT
+    rr = runroot or env.get("PODKIT_RUNROOT") or DEFAULT_RUNROOT
+    return Roots(Path(os.path.abspath(r)), Path(os.path.abspath(rr)))

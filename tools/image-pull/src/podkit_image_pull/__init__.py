@@ -1,0 +1,97 @@
+"""podkit_image_pull: pull container images from registries, verifying every byte.
+
+The library takes and returns plain JSON-able data, never exits and never touches
+stdin/stdout; ``pod-image-pull`` (``cli.py``) is the thin command line on top of it::
+
+    from podkit_image_pull import pull
+    doc = pull("docker://127.0.0.1:5000/busybox:latest", root="/var/lib/podkit",
+               tls_verify=False)
+    doc["image"]["layers"][0]["path"]   # a verified blob under <root>/blobs/sha256/
+
+Modules: ``_reference`` (image names), ``_digest`` (digests and hashing), ``_manifest``
+(manifests, indexes, platforms), ``_registry`` (the distribution API client, httpx),
+``_blobs`` (the content-addressed store), ``_pull`` (the whole pull). Names load lazily,
+so importing the package (e.g. for ``--version``) does not import httpx.
+
+Errors are podkit_common.errors classes: UsageError for a malformed reference or
+platform, VerificationFailed for content that does not match its digest, RemoteError /
+AuthenticationFailed / NotFound for what the registry answered.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BlobStore",
+    "BlobStream",
+    "Challenge",
+    "Digest",
+    "DigestHasher",
+    "ImageReference",
+    "Platform",
+    "RegistryClient",
+    "__version__",
+    "digest_of",
+    "host_platform",
+    "parse_challenge",
+    "parse_digest",
+    "parse_platform",
+    "parse_reference",
+    "pull",
+    "select_platform",
+]
+
+_HOMES = {
+    "BlobStore": "_blobs",
+    "BlobStream": "_registry",
+    "Challenge": "_registry",
+    "Digest": "_digest",
+    "DigestHasher": "_digest",
+    "ImageReference": "_reference",
+    "Platform": "_manifest",
+    "RegistryClient": "_registry",
+    "digest_of": "_digest",
+    "host_platform": "_manifest",
+    "parse_challenge": "_registry",
+    "parse_digest": "_digest",
+    "parse_platform": "_manifest",
+    "parse_reference": "_reference",
+    "pull": "_pull",
+    "select_platform": "_manifest",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+if TYPE_CHECKING:
+    from podkit_image_pull._blobs import BlobStore
+    from podkit_image_pull._digest import Digest, DigestHasher, digest_of, parse_digest
+    from podkit_image_pull._manifest import (
+        Platform,
+        host_platform,
+        parse_platform,
+        select_platform,
+    )
+    from podkit_image_pull._pull import pull
+    from podkit_image_pull._reference import ImageReference, parse_reference
+    from podkit_image_pull._registry import (
+        BlobStream,
+        Challenge,
+        RegistryClient,
+        parse_challenge,
+    )

@@ -1,0 +1,3 @@
+"""podkit_netsetup."""
+
+__version__ = "0.1.0"
