@@ -1,0 +1,217 @@
+"""Pull one image from a registry into the blob store and describe it as a JSON document.
+
+Order of work, so a pull killed at any point leaves only verified blobs behind and the
+manifest (the blob that names all others) is stored only once everything it names is:
+
+    resolve the reference            (no network; a malformed reference fails here)
+    fetch the manifest or index      (select the platform child, fetch it by digest)
+    fetch the config, check it       (len(layers) == len(rootfs.diff_ids))
+    fetch the layers in parallel     (blobs already present are skipped)
+    store the manifest, then the index
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from podkit_common.errors import NotImplementedYet, RemoteError, VerificationFailed
+from podkit_common.progress import NULL, Progress
+from podkit_image_pull._blobs import BlobStore
+from podkit_image_pull._manifest import (
+    ACCEPT_ALL,
+    INDEX_TYPES,
+    MANIFEST_TYPES,
+    MAX_CONFIG_BYTES,
+    Descriptor,
+    Platform,
+    check_image_config,
+    check_supported,
+    diff_ids_of,
+    host_platform,
+    media_type_of,
+    parse_index,
+    parse_json_object,
+    parse_manifest,
+    parse_platform,
+    platform_of,
+    select_platform,
+)
+from podkit_image_pull._reference import ImageReference, parse_reference
+
+if TYPE_CHECKING:
+    import httpx
+
+    from podkit_image_pull._registry import RegistryClient
+
+#: How many blobs download at once.
+PARALLEL_BLOBS = 4
+
+
+class _Cancelled(Exception):
+    """Another download of the same pull failed; this one stops and cleans up."""
+
+
+def pull(reference: str, *, root: str | os.PathLike[str], tls_verify: bool = True,
+         platform: str | None = None, client: httpx.Client | None = None,
+         progress: Progress | None = None, max_workers: int = PARALLEL_BLOBS) -> dict[str, Any]:
+    """Pull ``reference`` into ``<root>/blobs`` and return ``{"changed", "image"}``.
+
+    ``platform`` is ``os/arch[/variant]`` (default: this machine) and picks the child of a
+    manifest list or OCI index. ``client`` replaces the httpx client (tests pass one
+    with a MockTransport). The reference and platform are checked before any request.
+    See ``schemas/image.json`` for the document.
+    """
+    from podkit_image_pull._registry import RegistryClient
+
+    ref = parse_reference(reference)
+    want = parse_platform(platform) if platform is not None else host_platform()
+    store = BlobStore(os.path.abspath(root))
+    store.cleanup_temp()
+    with RegistryClient(ref.registry, tls_verify=tls_verify, client=client) as registry:
+        return _Pull(ref, store, registry, want, progress or NULL, max_workers).run()
+
+
+class _Pull:
+    """The state of one pull; ``run`` does it."""
+
+    def __init__(self, ref: ImageReference, store: BlobStore, registry: RegistryClient,
+                 want: Platform, progress: Progress, max_workers: int) -> None:
+        self.ref = ref
+        self.store = store
+        self.registry = registry
+        self.want = want
+        self.progress = progress
+        self.max_workers = max(1, max_workers)
+        self.cancel = threading.Event()
+
+    def run(self) -> dict[str, Any]:
+        ref = self.ref
+        body, digest, media_type, doc = self._manifest(ref.remote_ref, ACCEPT_ALL)
+        index: tuple[bytes, str] | None = None
+        entry_platform: Platform | None = None
+        if media_type in INDEX_TYPES:
+            entry = select_platform(parse_index(doc), self.want)
+            entry_platform = platform_of(entry.platform or {}, None)
+            index = (body, digest)
+            body, digest, media_type, doc = self._manifest(entry.digest, MANIFEST_TYPES)
+            if media_type in INDEX_TYPES:
+                raise NotImplementedYet(f"manifest list {index[1]} nests another index "
+                                        f"({digest}); that is not supported yet")
+
+        config_desc, layers = parse_manifest(doc)
+        check_image_config(config_desc)
+        changed = False
+        config, written = self._config(config_desc)
+        changed |= written
+        diff_ids = diff_ids_of(config)
+        if len(diff_ids) != len(layers):
+            raise VerificationFailed(
+                f"image {ref.name}: the manifest lists {len(layers)} layers but the config "
+                f"has {len(diff_ids)} diff_ids", hint="the image is broken; push it again")
+        image_platform = self._platform(config, entry_platform)
+
+        changed |= self._layers(layers)
+        # Metadata last: a stored manifest promises that everything it names is stored.
+        changed |= self.store.put_bytes(digest, body)
+        if index is not None:
+            changed |= self.store.put_bytes(index[1], index[0])
+
+        return {"changed": changed, "image": {
+            **ref.as_dict(),
+            "digest": digest,
+            "index_digest": index[1] if index is not None else None,
+            "media_type": media_type,
+            "id": config_desc.digest.split(":", 1)[1],
+            "config_digest": config_desc.digest,
+            "root": str(self.store.root),
+            "platform": image_platform.as_dict(),
+            "manifest_path": str(self.store.path(digest)),
+            "config_path": str(self.store.path(config_desc.digest)),
+            "config": config,
+            "layers": [{"digest": layer.digest, "size": layer.size,
+                        "media_type": layer.media_type, "diff_id": diff_id,
+                        "path": str(self.store.path(layer.digest))}
+                       for layer, diff_id in zip(layers, diff_ids, strict=True)],
+        }}
+
+    def _manifest(self, reference: str,
+                  accept: tuple[str, ...]) -> tuple[bytes, str, str, dict[str, Any]]:
+        body, content_type, digest = self.registry.get_manifest(
+            self.ref.repository, reference, accept)
+        doc = parse_json_object(body, f"manifest {self.ref.registry}/{self.ref.repository}"
+                                      f"@{digest}")
+        media_type = media_type_of(doc, content_type)
+        check_supported(media_type)
+        return body, digest, media_type, doc
+
+    def _config(self, desc: Descriptor) -> tuple[dict[str, Any], bool]:
+        if desc.size > MAX_CONFIG_BYTES:
+            raise RemoteError(f"config {desc.digest}: {desc.size} bytes is more than the "
+                              f"{MAX_CONFIG_BYTES} a config may have")
+        written = self._fetch(desc)
+        path = self.store.path(desc.digest)
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_CONFIG_BYTES + 1)
+        return parse_json_object(data, f"image config {desc.digest}"), written
+
+    def _platform(self, config: dict[str, Any], entry: Platform | None) -> Platform:
+        found = platform_of(config, entry)
+        if found.variant is None and entry is not None and entry.variant \
+                and entry.architecture == found.architecture:
+            found = Platform(found.os, found.architecture, entry.variant)
+        if (found.os, found.architecture) != (self.want.os, self.want.architecture):
+            self.progress.message(f"warning: image platform {found} does not match the "
+                                  f"expected platform {self.want}")
+        return found
+
+    def _layers(self, layers: list[Descriptor]) -> bool:
+        unique = list({layer.digest: layer for layer in layers}.values())
+        if not unique:
+            return False
+        changed = False
+        with ThreadPoolExecutor(max_workers=min(self.max_workers, len(unique)),
+                                thread_name_prefix="pull-blob") as pool:
+            futures = [pool.submit(self._fetch, layer) for layer in unique]
+            try:
+                for future in as_completed(futures):
+                    changed |= future.result()
+            except BaseException:
+                # Stop the other downloads at their next chunk; each removes its temp file.
+                self.cancel.set()
+                for future in futures:
+                    future.cancel()
+                raise
+        return changed
+
+    def _fetch(self, desc: Descriptor) -> bool:
+        written = self.store.ensure(desc.digest, desc.size, lambda: self._download(desc))
+        if not written:
+            self.progress.message(f"blob {_short(desc.digest)} already present, skipped")
+        return written
+
+    @contextmanager
+    def _download(self, desc: Descriptor) -> Iterator[Iterator[bytes]]:
+        task = self.progress.task(f"blob {_short(desc.digest)}", total=desc.size)
+        try:
+            with self.registry.open_blob(self.ref.repository, desc.digest) as blob:
+                yield self._counted(blob.chunks, task)
+        finally:
+            task.finish()
+
+    def _counted(self, chunks: Iterator[bytes], task: Any) -> Iterator[bytes]:
+        for chunk in chunks:
+            if self.cancel.is_set():
+                raise _Cancelled(f"blob {task.name}: cancelled")
+            task.advance(len(chunk))
+            yield chunk
+
+
+def _short(digest: str) -> str:
+    algorithm, hexpart = digest.split(":", 1)
+    return f"{algorithm}:{hexpart[:12]}"
+
