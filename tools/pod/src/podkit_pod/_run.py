@@ -1,0 +1,68 @@
+"""`pod run`: the same stage functions a shell pipeline runs, composed in-process.
+
+    pod-image-pull REF | pod-storage import | pod-storage create
+        | pod-runtime bundle | pod-runtime run
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+
+from podkit_common import errors
+from podkit_common.progress import NULL, Progress
+from podkit_common.roots import Roots
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    image: str
+    command: tuple[str, ...] = ()
+    name: str | None = None
+    remove: bool = False
+    network: str = "none"
+    tls_verify: bool = True
+    platform: str | None = None
+    interactive: bool = False
+
+
+def image_document(roots: Roots, ref: str, *, tls_verify: bool = True,
+                   platform: str | None = None, progress: Progress = NULL) -> dict[str, Any]:
+    """The stored image for ``ref``, pulling and importing it when missing (podman's
+    default pull policy, "missing")."""
+    from podkit_storage import find_image, import_image
+
+    with contextlib.suppress(errors.NotFound):
+        return {"changed": False, "image": find_image(roots, ref)}
+    from podkit_image_pull import pull
+
+    doc = pull(ref, root=roots.root, tls_verify=tls_verify, platform=platform, progress=progress)
+    return import_image(doc, roots, progress)
+
+
+def run(roots: Roots, opts: RunOptions, bundle_opts: Any, *,
+        stdio: tuple[int, int, int] = (0, 1, 2), progress: Progress = NULL) -> dict[str, Any]:
+    """Pull if needed, create, bundle and run; return the final document."""
+    from podkit_runtime import remove_bundle, run_bundle, write_bundle
+    from podkit_storage import create_container, remove_container, unmount_container
+
+    if opts.network != "none":
+        raise errors.NotImplementedYet(
+            f"--network {opts.network} is not implemented yet (pod-netsetup is a stub)",
+            hint="use --network none")
+    doc = image_document(roots, opts.image, tls_verify=opts.tls_verify,
+                         platform=opts.platform, progress=progress)
+    doc = create_container(doc, roots, name=opts.name)
+    cid = doc["container"]["id"]
+    try:
+        doc = write_bundle(doc, roots, bundle_opts)
+        doc = run_bundle(doc, roots, stdio)
+    finally:
+        if opts.remove:
+            remove_bundle(roots, cid)
+            remove_container(roots, cid)
+        else:
+            with contextlib.suppress(errors.PodkitError):
+                unmount_container(roots, cid)
+    return doc

@@ -1,0 +1,68 @@
+"""podkit_storage: the layer store and container root filesystems on overlayfs.
+
+Library API (plain dicts in, plain dicts out; no typer, no stdin/stdout)::
+
+    import_image(doc, roots, progress) -> doc      unpack layers once, record the image
+    create_container(doc, roots, name=) -> doc     writable layer + overlay mount
+    remove_container(roots, ref) -> doc
+    mount_container / unmount_container(roots, ref) -> container
+    find_image(roots, ref) / list_images(roots) / list_containers(roots)
+    load_container(roots, ref)
+    apply_layer(stream, dest, ...) -> LayerStats   the safe extractor
+
+Names load lazily so that ``pod-storage --version`` imports none of it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from podkit_common.lazy import lazy_exports
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "LayerStats",
+    "UnpackOptions",
+    "apply_layer",
+    "chain_ids",
+    "create_container",
+    "find_image",
+    "import_image",
+    "list_containers",
+    "list_images",
+    "load_container",
+    "mount_container",
+    "remove_container",
+    "unmount_container",
+]
+
+_HOMES = {
+    "LayerStats": "_extract",
+    "UnpackOptions": "_extract",
+    "apply_layer": "_extract",
+    "chain_ids": "_images",
+    "create_container": "_containers",
+    "find_image": "_images",
+    "import_image": "_images",
+    "list_containers": "_containers",
+    "list_images": "_images",
+    "load_container": "_containers",
+    "mount_container": "_containers",
+    "remove_container": "_containers",
+    "unmount_container": "_containers",
+}
+
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES, __all__)
+
+if TYPE_CHECKING:
+    from podkit_storage._containers import (
+        create_container,
+        list_containers,
+        load_container,
+        mount_container,
+        remove_container,
+        unmount_container,
+    )
+    from podkit_storage._extract import LayerStats, UnpackOptions, apply_layer
+    from podkit_storage._images import chain_ids, find_image, import_image, list_images

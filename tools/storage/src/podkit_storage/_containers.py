@@ -1,0 +1,181 @@
+"""Container root filesystems: a writable overlay layer over the image's layers."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import secrets
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from podkit_common import atomic, errors
+from podkit_common.locks import object_lock
+from podkit_common.roots import Roots
+from podkit_storage._images import find_image
+from podkit_storage._layout import StoreLayout
+from podkit_storage._mount import is_mounted, mount_overlay, unmount
+from podkit_storage._names import check_name, generated_name
+
+
+def _reserve_name(layout: StoreLayout, name: str, cid: str) -> bool:
+    layout.names.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(layout.names / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w") as fh:
+        fh.write(cid)
+    return True
+
+
+def _name_owner(layout: StoreLayout, name: str) -> str | None:
+    try:
+        return (layout.names / name).read_text().strip()
+    except FileNotFoundError:
+        return None
+
+
+def create_container(doc: dict[str, Any], roots: Roots, *, name: str | None = None,
+                     mount: bool = True) -> dict[str, Any]:
+    """Make a container's writable layer over the image in ``doc`` and mount it."""
+    layout = StoreLayout(roots)
+    record = find_image(roots, doc["image"]["id"])
+    cid = secrets.token_hex(32)
+    if name is not None:
+        check_name(name)
+        if not _reserve_name(layout, name, cid):
+            owner = _name_owner(layout, name) or "another container"
+            raise errors.Conflict(
+                f'the container name "{name}" is already in use by {owner}',
+                hint="remove that container or choose another name")
+    else:
+        for _ in range(20):
+            name = generated_name()
+            if _reserve_name(layout, name, cid):
+                break
+        else:
+            name = f"podkit_{cid[:12]}"
+            _reserve_name(layout, name, cid)
+    cdir = layout.container_dir(cid)
+    try:
+        (cdir / "upper").mkdir(parents=True)
+        (cdir / "work").mkdir()
+        lower = [Path(layer["diff_path"]) for layer in reversed(record.get("layers", []))]
+        if not lower:
+            layout.empty_layer.mkdir(parents=True, exist_ok=True)
+            lower = [layout.empty_layer]
+        container = {
+            "id": cid, "name": name, "image_id": record["id"],
+            "image_name": (record.get("names") or [None])[-1],
+            "driver": "overlay", "lower": [str(p) for p in lower],
+            "upper": str(cdir / "upper"), "work": str(cdir / "work"),
+            "rootfs": str(layout.mountpoint(cid)),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        atomic.write_json(cdir / "container.json", container)
+        if mount:
+            mount_container(roots, cid)
+    except BaseException as exc:
+        _remove_files(layout, cid, name)
+        if isinstance(exc, OSError):
+            raise errors.from_os_error(exc, f"create container {name}") from None
+        raise
+    return {**doc, "changed": True, "container": {**container, "mounted": mount}}
+
+
+def load_container(roots: Roots, ref: str) -> dict[str, Any]:
+    """A container record by id, unique id prefix, or name."""
+    layout = StoreLayout(roots)
+    owner = _name_owner(layout, ref) if "/" not in ref and ref not in (".", "..") else None
+    cid = owner
+    if cid is None and len(ref) >= 3 and all(c in "0123456789abcdef" for c in ref):
+        try:
+            matches = [e.name for e in os.scandir(layout.containers) if e.name.startswith(ref)
+                       and e.name != "names"]
+        except FileNotFoundError:
+            matches = []
+        if len(matches) == 1:
+            cid = matches[0]
+        elif len(matches) > 1:
+            raise errors.Conflict(f"container id prefix {ref} is ambiguous")
+    if cid is None or len(cid) != 64:
+        raise errors.NotFound(f"no such container: {ref}")
+    try:
+        return atomic.read_json(layout.container_dir(cid) / "container.json")
+    except FileNotFoundError:
+        raise errors.NotFound(f"no such container: {ref}") from None
+
+
+def mount_container(roots: Roots, ref: str) -> dict[str, Any]:
+    """Mount the container's rootfs if it is not mounted (after a reboot, say)."""
+    layout = StoreLayout(roots)
+    c = load_container(roots, ref)
+    target = Path(c["rootfs"])
+    with object_lock(layout.locks, "container", c["id"]):
+        target.mkdir(parents=True, exist_ok=True)
+        if not is_mounted(target):
+            mount_overlay(target, [Path(p) for p in c["lower"]], Path(c["upper"]),
+                          Path(c["work"]))
+    return {**c, "mounted": True}
+
+
+def unmount_container(roots: Roots, ref: str) -> dict[str, Any]:
+    layout = StoreLayout(roots)
+    c = load_container(roots, ref)
+    with object_lock(layout.locks, "container", c["id"]):
+        target = Path(c["rootfs"])
+        if target.exists() and is_mounted(target):
+            unmount(target)
+    return {**c, "mounted": False}
+
+
+def remove_container(roots: Roots, ref: str) -> dict[str, Any]:
+    """Unmount and delete the container's files; the record goes first-last safely."""
+    layout = StoreLayout(roots)
+    c = load_container(roots, ref)
+    with object_lock(layout.locks, "container", c["id"]):
+        target = Path(c["rootfs"])
+        if target.exists() and is_mounted(target):
+            unmount(target)
+        _remove_files(layout, c["id"], c["name"])
+    return {"changed": True, "container": {**c, "mounted": False, "removed": True}}
+
+
+def _remove_files(layout: StoreLayout, cid: str, name: str | None) -> None:
+    cdir = layout.container_dir(cid)
+    # Drop the record first: a crash mid-removal leaves a recordless dir the next
+    # cleanup sweeps, never a record pointing at half-deleted files.
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(cdir / "container.json")
+    shutil.rmtree(cdir, ignore_errors=True)
+    mp = layout.mountpoint(cid)
+    with contextlib.suppress(OSError):
+        os.rmdir(mp)
+    if name and _name_owner(layout, name) == cid:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(layout.names / name)
+
+
+def list_containers(roots: Roots) -> list[dict[str, Any]]:
+    layout = StoreLayout(roots)
+    out = []
+    try:
+        entries = list(os.scandir(layout.containers))
+    except FileNotFoundError:
+        return []
+    for entry in entries:
+        if len(entry.name) != 64:
+            continue
+        try:
+            c = atomic.read_json(Path(entry.path) / "container.json")
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                continue
+            raise
+        c["mounted"] = is_mounted(Path(c["rootfs"]))
+        out.append(c)
+    out.sort(key=lambda c: c.get("created", ""))
+    return out

@@ -1,0 +1,61 @@
+"""Where pod-storage keeps things under the roots (one place, so nothing else guesses).
+
+    <root>/layers/<chain-hex>/diff          unpacked layer, overlay form
+    <root>/layers/<chain-hex>/layer.json    written last: its presence means "complete"
+    <root>/layers/.tmp-*                    half-made layers, removed by the next import
+    <root>/images/<id>.json                 image records (id = config digest hex)
+    <root>/containers/<id>/container.json   container records, written last
+    <root>/containers/<id>/{upper,work}     the container's writable overlay layer
+    <root>/containers/names/<name>          name reservations (created with O_EXCL)
+    <root>/locks/                           per-object flock files
+    <runroot>/mounts/<id>                   the container's merged rootfs mount point
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from podkit_common.roots import Roots
+
+
+@dataclass(frozen=True)
+class StoreLayout:
+    roots: Roots
+
+    @property
+    def layers(self) -> Path:
+        return self.roots.root / "layers"
+
+    def layer_dir(self, chain_hex: str) -> Path:
+        return self.layers / chain_hex
+
+    @property
+    def images(self) -> Path:
+        return self.roots.root / "images"
+
+    def image_record(self, image_id: str) -> Path:
+        return self.images / f"{image_id}.json"
+
+    @property
+    def containers(self) -> Path:
+        return self.roots.root / "containers"
+
+    def container_dir(self, cid: str) -> Path:
+        return self.containers / cid
+
+    @property
+    def names(self) -> Path:
+        return self.containers / "names"
+
+    @property
+    def locks(self) -> Path:
+        return self.roots.root / "locks"
+
+    def mountpoint(self, cid: str) -> Path:
+        return self.roots.runroot / "mounts" / cid
+
+    @property
+    def empty_layer(self) -> Path:
+        """An empty lower dir for images without layers (overlay needs one lower)."""
+        return self.layers / "empty"

@@ -1,0 +1,109 @@
+"""Overlay mounts: plan the options as data, then apply them with mount(2).
+
+Plan apart from apply: :func:`overlay_options` is pure; :func:`mount_overlay` and
+:func:`unmount` do the system calls.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import os
+import threading
+from pathlib import Path
+
+from podkit_common import errors
+
+#: The kernel copies mount data into one page; longer option strings fail with EINVAL.
+_MAX_MOUNT_DATA = 4000
+MNT_DETACH = 2
+_cwd_lock = threading.Lock()
+_libc = None
+
+
+def _lib() -> ctypes.CDLL:
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    return _libc
+
+
+def overlay_options(lower: list[Path], upper: Path, work: Path, base: Path | None = None) -> str:
+    """The overlay mount data; lower dirs top-most first. With ``base`` the paths are made
+    relative to it (the caller mounts from inside ``base``) to stay under one page."""
+    def rel(p: Path) -> str:
+        return os.path.relpath(p, base) if base is not None else str(p)
+
+    for p in (*lower, upper, work):
+        if any(c in str(p) for c in ",:"):
+            raise errors.UnsafeContent(f"overlay path contains ',' or ':': {p}")
+    return (f"lowerdir={':'.join(rel(p) for p in lower)},upperdir={rel(upper)},"
+            f"workdir={rel(work)}")
+
+
+def mount_overlay(target: Path, lower: list[Path], upper: Path, work: Path) -> None:
+    """Mount an overlay on ``target`` (which must exist)."""
+    data = overlay_options(lower, upper, work)
+    base = None
+    if len(data) > _MAX_MOUNT_DATA:
+        base = Path(os.path.commonpath([*lower, upper, work]))
+        data = overlay_options(lower, upper, work, base=base)
+    _mount("overlay", target, "overlay", data, base)
+
+
+def _mount(source: str, target: Path, fstype: str, data: str, cwd: Path | None) -> None:
+    libc = _lib()
+    args = (source.encode(), str(target).encode(), fstype.encode(), 0, data.encode())
+    if cwd is None:
+        rc = libc.mount(*args)
+    else:
+        # Relative overlay paths resolve against the caller's cwd; keep the chdir short
+        # and serialised since cwd is process-wide.
+        with _cwd_lock:
+            old = os.open(".", os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.chdir(cwd)
+                rc = libc.mount(*args)
+            finally:
+                os.fchdir(old)
+                os.close(old)
+    if rc != 0:
+        err = ctypes.get_errno()
+        if err in (errno.EPERM, errno.EACCES):
+            raise errors.PermissionDenied(f"mount overlay on {target}: {os.strerror(err)}")
+        raise errors.RuntimeFailure(
+            f"mount overlay on {target}: {os.strerror(err)}",
+            hint="is overlayfs available (modprobe overlay), and is the root on a "
+                 "filesystem overlay supports as upper dir (not overlay itself)?")
+
+
+def is_mounted(target: Path) -> bool:
+    t = os.path.realpath(target)
+    with open("/proc/self/mountinfo", "rb") as fh:
+        for line in fh:
+            fields = line.split(b" ", 5)
+            if len(fields) > 4 and _unescape(fields[4]) == t:
+                return True
+    return False
+
+
+def _unescape(field: bytes) -> str:
+    return field.decode("utf-8", "surrogateescape").replace("\\040", " ").replace(
+        "\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+
+
+def unmount(target: Path) -> bool:
+    """Unmount ``target`` (lazily if busy); False if it was not mounted."""
+    libc = _lib()
+    rc = libc.umount2(str(target).encode(), 0)
+    if rc == 0:
+        return True
+    err = ctypes.get_errno()
+    if err == errno.EBUSY:
+        if libc.umount2(str(target).encode(), MNT_DETACH) == 0:
+            return True
+        err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOENT):
+        return False
+    raise errors.RuntimeFailure(f"unmount {target}: {os.strerror(err)}")

@@ -1,0 +1,32 @@
+"""Container names: podman's grammar, and friendly generated names."""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+from podkit_common import errors
+
+NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+
+_ADJECTIVES = (
+    "brave", "calm", "eager", "fancy", "gentle", "happy", "jolly", "keen", "lucid", "merry",
+    "nifty", "proud", "quirky", "sharp", "tender", "upbeat", "vivid", "witty", "zealous",
+    "bold", "clever", "daring", "epic", "festive", "gallant", "hopeful", "kind", "lively",
+)
+_NOUNS = (
+    "babbage", "curie", "darwin", "euler", "fermi", "gauss", "hopper", "hypatia", "joule",
+    "kepler", "lovelace", "meitner", "newton", "noether", "pascal", "ritchie", "shannon",
+    "tesla", "turing", "wozniak", "yalow", "zuse", "bohr", "carson", "dijkstra", "knuth",
+)
+
+
+def check_name(name: str) -> str:
+    if len(name) > 253 or not NAME_RE.match(name):
+        raise errors.UsageError(
+            f"invalid container name {name!r}: names must match [a-zA-Z0-9][a-zA-Z0-9_.-]*")
+    return name
+
+
+def generated_name() -> str:
+    return f"{secrets.choice(_ADJECTIVES)}_{secrets.choice(_NOUNS)}"

@@ -1,0 +1,123 @@
+"""pod-storage: the layer store and container root filesystems (thin typer glue)."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from podkit_common.cli import emit, emit_lines, make_app, read_input, run_app
+from podkit_storage import __version__
+
+TOOL = "pod-storage"
+app = make_app(TOOL, __version__, "Store image layers and make container root filesystems "
+               "on overlayfs.", ["podkit_storage"])
+
+
+def _schemas():
+    from podkit_common.schemas import SchemaSet
+
+    return SchemaSet(["podkit_storage"])
+
+
+@app.command("import")
+def import_(ctx: typer.Context,
+            input_path: str = typer.Option("-", "--input", metavar="FILE",
+                                           help="image document (default: stdin)")) -> None:
+    """Unpack an image's layers (each once, verified against its diff_id) and record it."""
+    from podkit_storage import import_image
+
+    doc = read_input(input_path)
+    _schemas().validate(doc, "urn:podkit:storage:import-input")
+    emit(import_image(doc, ctx.obj.roots, ctx.obj.progress()))
+
+
+@app.command()
+def create(ctx: typer.Context,
+           name: str | None = typer.Option(None, "--name", help="container name"),
+           image: str | None = typer.Option(None, "--image", metavar="REF",
+                                            help="an image already in the store, instead of "
+                                                 "a document on stdin"),
+           no_mount: bool = typer.Option(False, "--no-mount", help="do not mount the rootfs"),
+           input_path: str = typer.Option("-", "--input", metavar="FILE")) -> None:
+    """Make a container root filesystem (overlay) over an imported image and mount it."""
+    from podkit_storage import create_container, find_image
+
+    if image is not None:
+        doc = {"changed": False, "image": find_image(ctx.obj.roots, image)}
+    else:
+        doc = read_input(input_path)
+        _schemas().validate(doc, "urn:podkit:storage:create-input")
+    emit(create_container(doc, ctx.obj.roots, name=name, mount=not no_mount))
+
+
+def _container_ref(ref: str | None) -> str:
+    if ref is not None:
+        return ref
+    doc = read_input("-")
+    try:
+        return doc["container"]["id"]
+    except (KeyError, TypeError):
+        from podkit_common.errors import InvalidDocument
+
+        raise InvalidDocument("input document has no container.id") from None
+
+
+@app.command()
+def rm(ctx: typer.Context,
+       ref: str | None = typer.Argument(None, help="container id or name (default: the "
+                                                    "container in the document on stdin)")) -> None:
+    """Unmount and remove a container's root filesystem."""
+    from podkit_storage import remove_container
+
+    emit(remove_container(ctx.obj.roots, _container_ref(ref)))
+
+
+@app.command()
+def mount(ctx: typer.Context, ref: str | None = typer.Argument(None)) -> None:
+    """Mount a container's root filesystem (if it is not mounted) and print it."""
+    from podkit_storage import mount_container
+
+    emit({"changed": False, "container": mount_container(ctx.obj.roots, _container_ref(ref))})
+
+
+@app.command()
+def umount(ctx: typer.Context, ref: str | None = typer.Argument(None)) -> None:
+    """Unmount a container's root filesystem."""
+    from podkit_storage import unmount_container
+
+    emit({"changed": True, "container": unmount_container(ctx.obj.roots, _container_ref(ref))})
+
+
+@app.command()
+def image(ctx: typer.Context, ref: str = typer.Argument(..., help="name, id or id prefix")) -> None:
+    """Print the document of an image in the store (feeds `create`)."""
+    from podkit_storage import find_image
+
+    emit({"changed": False, "image": find_image(ctx.obj.roots, ref)})
+
+
+@app.command()
+def images(ctx: typer.Context) -> None:
+    """List images, one JSON document per line."""
+    from podkit_storage import list_images
+
+    emit_lines({"id": r["id"], "names": r.get("names", []), "digest": r.get("digest"),
+                "layers": len(r.get("layers", [])), "stored_at": r.get("stored_at")}
+               for r in list_images(ctx.obj.roots))
+
+
+@app.command()
+def containers(ctx: typer.Context) -> None:
+    """List container root filesystems, one JSON document per line."""
+    from podkit_storage import list_containers
+
+    emit_lines(list_containers(ctx.obj.roots))
+
+
+def main() -> None:
+    run_app(app, TOOL)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
