@@ -1,0 +1,100 @@
+"""Atomic writes, locks and progress output."""
+
+from __future__ import annotations
+
+import io
+import multiprocessing
+import os
+import time
+
+import pytest
+
+from podkit_common import atomic, errors, jsonio
+from podkit_common.locks import FileLock, object_lock
+from podkit_common.progress import Progress
+
+
+def test_atomic_write_replaces_whole_and_leaves_no_temp(tmp_path):
+    target = tmp_path / "rec.json"
+    atomic.write_json(target, {"v": 1})
+    atomic.write_json(target, {"v": 2})
+    assert atomic.read_json(target) == {"v": 2}
+    assert [p.name for p in tmp_path.iterdir()] == ["rec.json"]
+
+
+def test_atomic_write_failure_keeps_old_content(tmp_path, monkeypatch):
+    target = tmp_path / "rec.json"
+    atomic.write_json(target, {"v": 1})
+
+    def boom(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "rename", boom)
+    with pytest.raises(OSError):
+        atomic.write_json(target, {"v": 2})
+    assert atomic.read_json(target) == {"v": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["rec.json"]
+
+
+def _hold(path, seconds):
+    with FileLock(path):
+        time.sleep(seconds)
+
+
+def test_lock_times_out_while_another_process_holds_it(tmp_path):
+    path = tmp_path / "locks" / "x.lock"
+    holder = multiprocessing.get_context("fork").Process(target=_hold, args=(path, 2))
+    holder.start()
+    try:
+        deadline = time.monotonic() + 5
+        while not path.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.1)
+        with pytest.raises(errors.Timeout), FileLock(path, timeout=0.2):
+            pass
+    finally:
+        holder.join()
+    with object_lock(tmp_path / "locks", "x", "y", timeout=1):
+        pass
+
+
+def test_lock_is_released_when_the_holder_dies(tmp_path):
+    path = tmp_path / "x.lock"
+    p = multiprocessing.get_context("fork").Process(target=_hold, args=(path, 30))
+    p.start()
+    time.sleep(0.3)
+    p.kill()
+    p.join()
+    with FileLock(path, timeout=2):
+        pass
+
+
+def test_progress_json_lines_validate():
+    from podkit_common.schemas import SchemaSet
+
+    out = io.StringIO()
+    prog = Progress("pod-image-pull", "json", stream=out, interval=0)
+    task = prog.task("blob sha256:abc", 10)
+    task.advance(4)
+    task.finish()
+    events = [jsonio.loads(line) for line in out.getvalue().splitlines()]
+    assert events[-1]["progress"]["done"] is True
+    for e in events:
+        SchemaSet([]).validate(e, "urn:podkit:common:progress")
+
+
+def test_progress_none_and_auto_on_a_pipe_are_silent():
+    out = io.StringIO()
+    prog = Progress("t", "auto", stream=out)
+    prog.task("x", 3).finish()
+    assert out.getvalue() == ""
+
+
+def test_progress_bar_draws_on_one_line():
+    out = io.StringIO()
+    prog = Progress("t", "bar", stream=out, interval=0)
+    task = prog.task("blob", 100)
+    task.advance(50)
+    task.finish()
+    text = out.getvalue()
+    assert "\r" in text and "50%" in text and text.endswith("\n")
