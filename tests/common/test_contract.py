@@ -115,10 +115,7 @@ def test_malformed_input_gives_the_envelope_and_exit_3(tool, args, payload, tmp_
     env = {"PATH": f"{sys.prefix}/bin:/usr/bin:/bin", "PODKIT_ROOT": str(tmp_path / "r"),
            "PODKIT_RUNROOT": str(tmp_path / "rr")}
     proc = subprocess.run([tool, *args], input=payload, capture_output=True, env=env)
-    if tool == "pod-netsetup" and payload == b'{"image": 3}':
-        assert proc.returncode == errors.NotImplementedYet.exit_code
-    else:
-        assert proc.returncode == errors.InvalidDocument.exit_code, proc.stderr
+    assert proc.returncode == errors.InvalidDocument.exit_code, proc.stderr
     assert proc.stdout == b""
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and b"Traceback" not in proc.stderr

@@ -15,7 +15,7 @@ from tests.testbed.shell import sh
 pytestmark = [pytest.mark.e2e, pytest.mark.root, pytest.mark.overlay, pytest.mark.runc,
               pytest.mark.registry]
 
-ALL = SchemaSet(["podkit_image_pull", "podkit_storage", "podkit_runtime"])
+ALL = SchemaSet(["podkit_image_pull", "podkit_storage", "podkit_runtime", "podkit_netsetup"])
 SCRIPT = 'echo "out:$(cat /etc/hostname)"; echo err >&2; cat /etc/motd 2>/dev/null; exit 3'
 
 
@@ -24,6 +24,7 @@ def pipeline(ref: str, name: str, command: str) -> str:
             " | pod-storage import"
             f" | pod-storage create --name {name}"
             f" | pod-runtime bundle -- sh -c {shlex.quote(command)}"
+            " | pod-netsetup attach --network none"
             " | pod-runtime run")
 
 
@@ -42,6 +43,7 @@ def test_shell_pipeline_runs_a_container_from_the_registry(images, podkit_env, i
     ALL.validate(final, "urn:podkit:storage:stored-image")
     ALL.validate(final, "urn:podkit:storage:container")
     ALL.validate(final, "urn:podkit:runtime:bundle")
+    ALL.validate(final, "urn:podkit:netsetup:network")
     ALL.validate(final, "urn:podkit:runtime:state")
     motd = {"busybox:latest": "", "busybox:oci": layers.MOTD_TEXT,
             "busybox:zstd": layers.MOTD_TEXT_LAYER3}[image]  # the top layer's /etc/motd wins
@@ -56,7 +58,7 @@ def test_the_rootfs_shows_every_layer_applied_in_order(images, podkit_env):
         f"test -e {layers.OPAQUE_KEPT}",
         f'test "$(cat {layers.HARDLINK_PATH})" = "$(cat {layers.HELLO_PATH})"',
         f'test "$(stat -c %u:%g:%a {layers.APP_DIR})" = 1000:1000:750',
-        f'test "$(stat -c %a /tmp)" = 1777',
+        'test "$(stat -c %a /tmp)" = 1777',
         "echo all-good",
     ])
     proc = sh(pipeline(images.ref("busybox:oci"), "layers", check), env=podkit_env)
@@ -119,3 +121,25 @@ def test_a_taken_name_is_a_conflict(images, podkit_env):
     assert second.returncode == errors.Conflict.exit_code
     assert b"already in use" in second.stderr
     assert sh("pod-storage rm twin", env=podkit_env).returncode == 0
+
+
+def test_network_none_has_only_loopback_and_host_shares_the_hosts(images, podkit_env):
+    ref = images.ref("busybox:latest").removeprefix("docker://")
+    count = "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | sort | tr '\\n' ' '"
+    none = sh(f"pod run --rm --tls-verify=false {ref} sh -c {shlex.quote(count)}",
+              env=podkit_env)
+    assert none.returncode == 0, none.stderr
+    assert none.stdout.split() == [b"lo"]
+    host = sh(f"pod run --rm --network host --tls-verify=false {ref} sh -c {shlex.quote(count)}",
+              env=podkit_env)
+    with open("/proc/net/dev", "rb") as fh:
+        ours = sorted(line.split(b":")[0].strip() for line in fh.read().splitlines()[2:])
+    assert sorted(host.stdout.split()) == ours
+
+
+def test_cni_networks_say_not_implemented_yet(images, podkit_env):
+    ref = images.ref("busybox:latest").removeprefix("docker://")
+    proc = sh(f"pod run --rm --network podkit --tls-verify=false {ref} true", env=podkit_env)
+    assert proc.returncode == errors.EXIT_RUN_OWN_ERROR
+    assert jsonio.loads(proc.stderr.splitlines()[-1])["error"]["type"] == "NotImplementedYet"
+    assert sh("pod-storage containers", env=podkit_env).stdout == b""

@@ -8,6 +8,7 @@ import pytest
 
 from podkit_common import errors
 from podkit_runtime import BundleOptions, User, build_config, process_args
+from podkit_runtime._spec import with_network
 from podkit_runtime._users import read_rootfs_file, resolve_user
 
 IMAGE = {"Env": ["PATH=/bin", "A=1"], "Cmd": ["sh"], "WorkingDir": "/srv"}
@@ -101,3 +102,16 @@ def test_passwd_that_is_a_device_does_not_hang(tmp_path):
     if os.geteuid() == 0:
         os.mknod(root / "etc/passwd", 0o644 | 0o020000, os.makedev(1, 5))  # char dev = zero
         assert read_rootfs_file(root, "etc/passwd") == b""
+
+
+@pytest.mark.parametrize(("network", "expected"), [
+    (None, [{"type": "network"}]),
+    ({"mode": "none", "netns": None}, [{"type": "network"}]),
+    ({"mode": "host", "netns": None}, []),
+    ({"mode": "bridge", "netns": "/run/netns/x"}, [{"type": "network", "path": "/run/netns/x"}]),
+])
+def test_network_namespace_follows_the_network_section(network, expected):
+    cfg = build_config(IMAGE, CTR, User(), BundleOptions(), bundle_files={}, cgroups_path="/p")
+    out = with_network(cfg, network)
+    assert [ns for ns in out["linux"]["namespaces"] if ns["type"] == "network"] == expected
+    assert {ns["type"] for ns in out["linux"]["namespaces"]} >= {"pid", "ipc", "uts", "mount"}

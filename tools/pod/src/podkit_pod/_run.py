@@ -1,7 +1,7 @@
 """`pod run`: the same stage functions a shell pipeline runs, composed in-process.
 
     pod-image-pull REF | pod-storage import | pod-storage create
-        | pod-runtime bundle | pod-runtime run
+        | pod-runtime bundle | pod-netsetup attach | pod-runtime run
 """
 
 from __future__ import annotations
@@ -44,19 +44,17 @@ def image_document(roots: Roots, ref: str, *, tls_verify: bool = True,
 def run(roots: Roots, opts: RunOptions, bundle_opts: Any, *,
         stdio: tuple[int, int, int] = (0, 1, 2), progress: Progress = NULL) -> dict[str, Any]:
     """Pull if needed, create, bundle and run; return the final document."""
+    from podkit_netsetup import attach
     from podkit_runtime import remove_bundle, run_bundle, write_bundle
     from podkit_storage import create_container, remove_container, unmount_container
 
-    if opts.network != "none":
-        raise errors.NotImplementedYet(
-            f"--network {opts.network} is not implemented yet (pod-netsetup is a stub)",
-            hint="use --network none")
     doc = image_document(roots, opts.image, tls_verify=opts.tls_verify,
                          platform=opts.platform, progress=progress)
     doc = create_container(doc, roots, name=opts.name)
     cid = doc["container"]["id"]
     try:
         doc = write_bundle(doc, roots, bundle_opts)
+        doc = attach(doc, opts.network)
         doc = run_bundle(doc, roots, stdio)
     finally:
         if opts.remove:

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from podkit_common import errors
+from podkit_common import atomic, errors
 from podkit_common.roots import Roots
 from podkit_runtime._layout import RuntimeLayout
 from podkit_runtime._runc import (
@@ -18,6 +18,7 @@ from podkit_runtime._runc import (
     runc_argv,
     runc_binary,
 )
+from podkit_runtime._spec import with_network
 
 
 class ContainerCannotStart(errors.RuntimeFailure):
@@ -46,6 +47,12 @@ def run_bundle(doc: dict[str, Any], roots: Roots,
     if not (bundle / "config.json").is_file():
         raise errors.NotFound(f"no config.json in bundle {bundle}",
                               hint="run pod-runtime bundle first")
+    if "network" in doc:
+        config_path = bundle / "config.json"
+        config = atomic.read_json(config_path)
+        updated = with_network(config, doc["network"])
+        if updated != config:
+            atomic.write_json(config_path, updated)
     layout = RuntimeLayout(roots)
     layout.runc_root.mkdir(parents=True, exist_ok=True)
     runc = runc_binary()

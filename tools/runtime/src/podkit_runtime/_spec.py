@@ -160,3 +160,17 @@ def build_config(image_config: dict[str, Any], container: dict[str, Any], user: 
             "readonlyPaths": list(READONLY_PATHS),
         },
     }
+
+
+def with_network(config: dict[str, Any], network: dict[str, Any] | None) -> dict[str, Any]:
+    """The config with its network namespace set from pod-netsetup's section (pure):
+    ``none`` a new empty one, ``host`` none at all (share the host's), otherwise the
+    namespace path the network stage made."""
+    namespaces = [ns for ns in config["linux"]["namespaces"] if ns["type"] != "network"]
+    mode = (network or {}).get("mode", "none")
+    if mode != "host":
+        ns: dict[str, Any] = {"type": "network"}
+        if network and network.get("netns"):
+            ns["path"] = network["netns"]
+        namespaces.append(ns)
+    return {**config, "linux": {**config["linux"], "namespaces": namespaces}}
