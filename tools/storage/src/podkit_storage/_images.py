@@ -44,20 +44,29 @@ def compression_of(media_type: str) -> str:
     return "auto"
 
 
-def _sweep_staging(layout: StoreLayout, max_age: float = 3600.0) -> None:
-    """Remove half-made layers left by a killed import (older than ``max_age``)."""
+def _sweep_staging(layout: StoreLayout) -> None:
+    """Remove half-made layers left by a killed import: staging dirs are named
+    ``.tmp-<chain>.<pid>``, and one whose process is gone will never be finished."""
     try:
         entries = list(os.scandir(layout.layers))
     except FileNotFoundError:
         return
-    now = time.time()
     for entry in entries:
-        if entry.name.startswith(atomic.TMP_PREFIX):
-            try:
-                if now - entry.stat(follow_symlinks=False).st_mtime > max_age:
-                    shutil.rmtree(entry.path, ignore_errors=True)
-            except FileNotFoundError:
-                pass
+        if not entry.name.startswith(atomic.TMP_PREFIX):
+            continue
+        pid = entry.name.rsplit(".", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(entry.path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _unpack_layer(layout: StoreLayout, layer: dict[str, Any], chain: str,
