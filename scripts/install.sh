@@ -10,6 +10,7 @@ APT_PACKAGES=(
   runc conmon containernetworking-plugins iptables iproute2 kmod
   busybox-static docker-registry skopeo umoci catatonit
   jq tmux python3 python3-venv python3-pip ca-certificates
+  gnupg openssl apache2-utils
 )
 
 log() { printf 'install: %s\n' "$*" >&2; }
