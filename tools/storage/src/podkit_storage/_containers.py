@@ -122,26 +122,22 @@ def mount_container(roots: Roots, ref: str) -> dict[str, Any]:
     return {**c, "mounted": True}
 
 
-def unmount_container(roots: Roots, ref: str) -> dict[str, Any]:
+def unmount_container(roots: Roots, ref: str, *, remove: bool = False) -> dict[str, Any]:
+    """Unmount the container's rootfs; with ``remove`` also delete its files."""
     layout = StoreLayout(roots)
     c = load_container(roots, ref)
     with object_lock(layout.locks, "container", c["id"]):
         target = Path(c["rootfs"])
         if target.exists() and is_mounted(target):
             unmount(target)
-    return {**c, "mounted": False}
+        if remove:
+            _remove_files(layout, c["id"], c["name"])
+    return {**c, "mounted": False, **({"removed": True} if remove else {})}
 
 
 def remove_container(roots: Roots, ref: str) -> dict[str, Any]:
-    """Unmount and delete the container's files; the record goes first-last safely."""
-    layout = StoreLayout(roots)
-    c = load_container(roots, ref)
-    with object_lock(layout.locks, "container", c["id"]):
-        target = Path(c["rootfs"])
-        if target.exists() and is_mounted(target):
-            unmount(target)
-        _remove_files(layout, c["id"], c["name"])
-    return {"changed": True, "container": {**c, "mounted": False, "removed": True}}
+    """Unmount and delete the container's files."""
+    return {"changed": True, "container": unmount_container(roots, ref, remove=True)}
 
 
 def _remove_files(layout: StoreLayout, cid: str, name: str | None) -> None:
