@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from podkit_image_pull import pull
+from tests.testbed.skopeo import Skopeo
 
 pytestmark = [
     pytest.mark.registry,
@@ -23,8 +23,9 @@ def skopeo_copy(ref: str, dest: Path, *platform: str) -> None:
         arch_args = ["--override-os", os_name, "--override-arch", arch]
         if variant:
             arch_args += ["--override-variant", variant[0]]
-    subprocess.run(["skopeo", *arch_args, "copy", "--src-tls-verify=false", ref, f"dir:{dest}"],
-                   check=True, capture_output=True, timeout=120)
+    # Isolated: never the host's /etc/containers or /var/lib/containers.
+    Skopeo(dest.parent / "skopeo-work").run(*arch_args, "copy", "--src-tls-verify=false", ref,
+                                           f"dir:{dest}")
 
 
 @pytest.mark.parametrize("name, platform", [

@@ -6,7 +6,6 @@ import ast
 import io
 import json
 import os
-import shlex
 import stat
 import subprocess
 import sys
@@ -36,6 +35,7 @@ from tests.testbed.probes import is_root, netns_works, overlay_works, runc_works
 from tests.testbed.push import push
 from tests.testbed.registry import LocalRegistry
 from tests.testbed.shell import sh
+from tests.testbed.skopeo import Skopeo
 from tests.testbed.standard import STANDARD, StandardImages
 
 ALL_NAMES = list(STANDARD)
@@ -53,10 +53,10 @@ def test_registry_answers_v2(registry: LocalRegistry) -> None:
 
 @pytest.mark.registry
 @pytest.mark.parametrize("name", ALL_NAMES)
-def test_skopeo_sees_our_manifest_bytes(images: StandardImages, name: str) -> None:
+def test_skopeo_sees_our_manifest_bytes(images: StandardImages, name: str,
+                                       tmp_path: Path) -> None:
     pushed = images[name]
-    res = sh(f"skopeo inspect --raw --tls-verify=false {shlex.quote(pushed.ref)}")
-    assert res.returncode == 0, res.stderr
+    res = Skopeo(tmp_path).run("inspect", "--raw", "--tls-verify=false", pushed.ref)
     assert res.stdout == pushed.image.manifest
     assert sha256_digest(res.stdout) == pushed.digest == pushed.image.manifest_digest
 
@@ -65,12 +65,8 @@ def test_skopeo_sees_our_manifest_bytes(images: StandardImages, name: str) -> No
 @pytest.mark.parametrize("name", ALL_NAMES)
 def test_skopeo_copies_to_oci_layout(images: StandardImages, name: str, tmp_path: Path) -> None:
     pushed = images[name]
-    all_flag = "--all" if isinstance(pushed.image, BuiltIndex) else ""
-    res = sh(
-        f"skopeo copy -q {all_flag} --src-tls-verify=false {shlex.quote(pushed.ref)} "
-        f"oci:{tmp_path}/layout:t"
-    )
-    assert res.returncode == 0, res.stderr
+    extra = ["--all"] if isinstance(pushed.image, BuiltIndex) else []
+    Skopeo(tmp_path / "skopeo").copy(pushed.ref, f"oci:{tmp_path}/layout:t", *extra)
     index = json.loads((tmp_path / "layout" / "index.json").read_text())
     assert len(index["manifests"]) == 1
 
@@ -86,10 +82,8 @@ def test_push_again_is_idempotent(registry: LocalRegistry, images: StandardImage
 @pytest.mark.root
 def test_umoci_applies_whiteouts_opaque_and_hardlink(images: StandardImages, tmp_path: Path):
     ref = images.ref("busybox:oci")
-    res = sh(
-        f"skopeo copy -q --src-tls-verify=false {shlex.quote(ref)} oci:{tmp_path}/l:t && "
-        f"umoci unpack --image {tmp_path}/l:t {tmp_path}/bundle"
-    )
+    Skopeo(tmp_path / "skopeo").copy(ref, f"oci:{tmp_path}/l:t")
+    res = sh(f"umoci unpack --image {tmp_path}/l:t {tmp_path}/bundle")
     assert res.returncode == 0, res.stderr
     rootfs = tmp_path / "bundle" / "rootfs"
 
