@@ -12,7 +12,10 @@ import podkit_image_pull
 
 PUBLIC = {
     "BlobStore", "BlobStream", "Challenge", "Digest", "DigestHasher", "ImageReference",
-    "Platform", "RegistryClient", "__version__", "digest_of", "host_platform",
+    "ImageSource", "inspect", "inspect_raw", "list_tags",
+    "Policy", "load_policy", "parse_policy",
+    "Credentials", "RegistriesConf", "load_registries_conf", "lookup_credentials",
+    "Platform", "RegistryClient", "RetryPolicy", "__version__", "digest_of", "host_platform",
     "parse_challenge", "parse_digest", "parse_platform", "parse_reference", "pull",
     "select_platform",
 }

@@ -16,6 +16,7 @@ from podkit_common.errors import (
 )
 from podkit_image_pull import RegistryClient, parse_challenge
 from podkit_image_pull._manifest import ACCEPT_ALL, DOCKER_V2S2
+from podkit_image_pull._retry import RetryPolicy
 from tests.image_pull.fakes import HOST, REALM, FakeRegistry, dump
 
 MANIFEST = dump({"schemaVersion": 2, "mediaType": DOCKER_V2S2, "config": {}, "layers": []})
@@ -34,6 +35,7 @@ def fake() -> FakeRegistry:
 
 
 def client_for(fake: FakeRegistry, **kw) -> RegistryClient:
+    kw.setdefault("retry", RetryPolicy(delay=0))  # retried as by default, without the waits
     return RegistryClient(HOST, client=fake.client(), **kw)
 
 

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -32,13 +33,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def registry_answers(url: str, timeout: float = 1.0) -> bool:
-    """True if GET http://URL/v2/ returns 200."""
+def registry_answers(url: str, timeout: float = 1.0, *, scheme: str = "http",
+                     statuses: tuple[int, ...] = (200,)) -> bool:
+    """True if GET SCHEME://URL/v2/ returns one of statuses (200; 401 too for auth)."""
     try:
-        resp = httpx.get(f"http://{url}/v2/", timeout=timeout, trust_env=False)
+        resp = httpx.get(f"{scheme}://{url}/v2/", timeout=timeout, trust_env=False,
+                         verify=False)
     except httpx.HTTPError:
         return False
-    return resp.status_code == 200
+    return resp.status_code in statuses
 
 
 def is_registry_process(pid: int, config: Path | None = None) -> bool:
@@ -55,6 +58,9 @@ class LocalRegistry:
     Use as a context manager or call start()/stop(). With state_dir=None a temporary
     directory is created and removed by stop(); a given state_dir is kept. detach=True
     starts the registry in its own session so it outlives this process.
+    extra_config is merged into the generated config.yml (e.g. {"auth": {"htpasswd":
+    {...}}, "http": {"tls": {...}}}); with http.tls the registry speaks HTTPS. probe(url)
+    replaces the readiness check (GET /v2/ answers) where that cannot work (client certs).
     """
 
     def __init__(
@@ -64,7 +70,11 @@ class LocalRegistry:
         port: int | None = None,
         detach: bool = False,
         startup_timeout: float = 20.0,
+        extra_config: dict | None = None,
+        probe: Callable[[str], bool] | None = None,
     ) -> None:
+        self.extra_config = extra_config or {}
+        self._probe = probe
         self._owns_dir = state_dir is None
         self.state_dir = Path(state_dir or tempfile.mkdtemp(prefix="podkit-registry-")).resolve()
         self.storage_dir = self.state_dir / "storage"
@@ -100,7 +110,13 @@ class LocalRegistry:
             },
             "http": {"addr": f"127.0.0.1:{port}", "secret": "podkit-testbed"},
         }
+        _merge_config(config, self.extra_config)
         self.config_path.write_text(json.dumps(config, indent=2))
+
+    @property
+    def scheme(self) -> str:
+        """"https" when extra_config configures TLS, else "http"."""
+        return "https" if self.extra_config.get("http", {}).get("tls") else "http"
 
     def log_tail(self, lines: int = 20) -> str:
         """The last lines of the registry log."""
@@ -143,7 +159,9 @@ class LocalRegistry:
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 break
-            if registry_answers(f"127.0.0.1:{port}", timeout=0.5):
+            if self._probe(f"127.0.0.1:{port}") if self._probe else registry_answers(
+                    f"127.0.0.1:{port}", timeout=0.5, scheme=self.scheme,
+                    statuses=(200, 401) if "auth" in self.extra_config else (200,)):
                 return True
             time.sleep(0.05)
         self._terminate()
@@ -172,3 +190,12 @@ class LocalRegistry:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _merge_config(base: dict, extra: dict) -> None:
+    """Merge extra into base in place, recursing into nested dicts."""
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge_config(base[key], value)
+        else:
+            base[key] = value

@@ -24,9 +24,23 @@ class Task:
         self.unit = unit
         self.current = 0
         self.done = False
+        self.started = time.monotonic()
+        self.transferred = 0
+
+    @property
+    def rate(self) -> float:
+        """Units per second moved by this task (``advance``), since it started."""
+        elapsed = time.monotonic() - self.started
+        return self.transferred / elapsed if elapsed > 0 else 0.0
 
     def advance(self, n: int) -> None:
         self.current += n
+        self.transferred += n
+        self._progress._update(self)
+
+    def seek(self, position: int) -> None:
+        """Set ``current`` without counting a transfer (a download resumed or restarted)."""
+        self.current = position
         self._progress._update(self)
 
     def finish(self) -> None:
@@ -69,37 +83,49 @@ class Progress:
             if self.mode == "json":
                 self._write_json(task)
             else:
-                self._write_bar()
+                self._write_bar(finished=task if task.done else None)
 
     def _write_json(self, task: Task) -> None:
         from podkit_common.jsonio import dumps
 
         event = {"progress": {"tool": self.tool, "task": task.name, "current": task.current,
-                              "total": task.total, "unit": task.unit, "done": task.done}}
+                              "total": task.total, "unit": task.unit, "done": task.done,
+                              "rate": int(task.rate)}}
         self.stream.write(dumps(event).decode() + "\n")
         self.stream.flush()
 
-    def _write_bar(self) -> None:
+    def _write_bar(self, finished: Task | None = None, note: str | None = None) -> None:
+        """Print a line for a finished task (or a note), then redraw the live bar of the
+        active tasks: their bytes, percentage and combined rate."""
+        out = ""
+        if note is not None:
+            out += self._bar_line(f"{self.tool}: {note}", final=True)
+        if finished is not None:
+            out += self._bar_line(f"{self.tool}: {finished.name} {_summary(finished)}",
+                                  final=True)
         active = [t for t in self._tasks if not t.done]
-        shown = active or self._tasks[-1:]
-        current = sum(t.current for t in shown)
-        totals = [t.total for t in shown]
-        total = sum(totals) if totals and None not in totals else None  # type: ignore[arg-type]
-        label = shown[-1].name if len(shown) == 1 else f"{len(shown)} tasks"
-        if total:
-            frac = min(current / total, 1.0)
-            filled = int(frac * 24)
-            line = (f"{self.tool}: {label} [{'#' * filled}{'.' * (24 - filled)}] "
-                    f"{frac * 100:3.0f}% {_human(current)}/{_human(total)}")
-        else:
-            line = f"{self.tool}: {label} {_human(current)}"
-        pad = max(self._bar_width - len(line), 0)
-        self._bar_width = len(line)
-        end = "\n" if not active else ""
-        if not active:
-            self._bar_width = 0
-        self.stream.write("\r" + line + " " * pad + end)
+        if active:
+            current = sum(t.current for t in active)
+            totals = [t.total for t in active]
+            total = sum(totals) if None not in totals else None  # type: ignore[arg-type]
+            label = active[0].name if len(active) == 1 else f"{len(active)} tasks"
+            rate = f"{_human(sum(t.rate for t in active))}/s"
+            if total:
+                frac = min(current / total, 1.0)
+                filled = int(frac * 24)
+                line = (f"{self.tool}: {label} [{'#' * filled}{'.' * (24 - filled)}] "
+                        f"{frac * 100:3.0f}% {_human(current)}/{_human(total)} {rate}")
+            else:
+                line = f"{self.tool}: {label} {_human(current)} {rate}"
+            out += self._bar_line(line, final=False)
+        self.stream.write(out)
         self.stream.flush()
+
+    def _bar_line(self, line: str, *, final: bool) -> str:
+        """``line`` over the live bar (padded to erase it); ``final`` ends it with a newline."""
+        pad = max(self._bar_width - len(line), 0)
+        self._bar_width = 0 if final else len(line)
+        return "\r" + line + " " * pad + ("\n" if final else "")
 
     def message(self, text: str) -> None:
         """A one-off status line (bar mode) or event (json mode)."""
@@ -112,12 +138,22 @@ class Progress:
                 self.stream.write(dumps({"progress": {"tool": self.tool, "task": text,
                                                       "current": 0, "done": True}}).decode()
                                   + "\n")
+                self.stream.flush()
             else:
-                self.stream.write(f"{self.tool}: {text}\n")
-            self.stream.flush()
+                self._write_bar(note=text)
 
 
-def _human(n: int) -> str:
+def _summary(task: Task) -> str:
+    """``done 12.3 MB in 2.1s (5.9 MB/s)``, or ``stopped at ...`` for an unfinished one."""
+    elapsed = time.monotonic() - task.started
+    if task.total is not None and task.current < task.total:
+        amount = f"stopped at {_human(task.current)}/{_human(task.total)}"
+    else:
+        amount = f"done {_human(task.current)}"
+    return f"{amount} in {elapsed:.1f}s ({_human(task.rate)}/s)"
+
+
+def _human(n: float) -> str:
     size = float(n)
     for unit in ("B", "KB", "MB", "GB"):
         if size < 1000 or unit == "GB":

@@ -4,6 +4,8 @@ Nothing unverified ever gets a final name: content is written under ``blobs/tmp/
 while it is hashed, checked against the expected size and digest, fsynced and only then
 renamed into place. A per-blob lock (``<root>/locks/blob-<algorithm>_<hex>.lock``) makes a
 second writer of the same blob wait and then find it present instead of fetching it again.
+A download through :meth:`BlobStore.ensure_resumable` is kept in
+``blobs/tmp/<algorithm>-<hex>.partial`` and continued by the next attempt (``_resume``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,13 @@ from podkit_common.atomic import fsync_dir
 from podkit_common.errors import VerificationFailed, from_os_error
 from podkit_common.locks import object_lock
 from podkit_image_pull._digest import Digest, DigestHasher, parse_digest
+from podkit_image_pull._resume import (
+    PARTIAL_SUFFIX,
+    OpenRange,
+    fetch_resumable,
+    sweep_partials,
+)
+from podkit_image_pull._retry import RetryPolicy
 
 #: Temporary files older than this are left over from a killed pull.
 STALE_TEMP_SECONDS = 3600.0
@@ -71,6 +80,20 @@ class BlobStore:
                 self._write_verified(d, size, chunks)
             return True
 
+    def ensure_resumable(self, digest: str, size: int | None, open_range: OpenRange, *,
+                         retry: RetryPolicy | None = None) -> bool:
+        """Like :meth:`ensure`, but ``open_range(offset)`` opens the content from byte
+        ``offset``: failed attempts are retried as ``retry`` says (default: once) and a
+        partial download, left by one of them or by a killed pull, is continued (see
+        ``_resume``)."""
+        d = parse_digest(digest)
+        with object_lock(self.locks_dir, "blob", str(d)):
+            if self.has(digest):
+                return False
+            fetch_resumable(self.tmp_dir, self.path(digest), d, size, open_range,
+                            retry or RetryPolicy(attempts=1))
+            return True
+
     def cleanup_temp(self, max_age: float = STALE_TEMP_SECONDS) -> int:
         """Remove temporary files left by killed pulls (older than ``max_age`` seconds)."""
         try:
@@ -80,13 +103,15 @@ class BlobStore:
         cutoff = time.time() - max_age
         removed = 0
         for entry in entries:
+            if entry.name.endswith(PARTIAL_SUFFIX):
+                continue  # resumable downloads: swept by their own rule below
             try:
                 if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < cutoff:
                     os.unlink(entry.path)
                     removed += 1
             except FileNotFoundError:
                 pass
-        return removed
+        return removed + sweep_partials(self.tmp_dir, self.locks_dir)
 
     def _write_verified(self, d: Digest, size: int | None, chunks: Iterable[bytes]) -> None:
         what = f"store blob {d}"

@@ -16,7 +16,8 @@ import os
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from podkit_common.errors import NotImplementedYet, RemoteError, VerificationFailed
@@ -42,56 +43,101 @@ from podkit_image_pull._manifest import (
     select_platform,
 )
 from podkit_image_pull._reference import ImageReference, parse_reference
+from podkit_image_pull._retry import RetryPolicy
+from podkit_image_pull._source import BlobStream, RegistrySource, open_local_source
+from podkit_image_pull._trust import TrustCheck, load_trust
 
 if TYPE_CHECKING:
     import httpx
 
+    from podkit_image_pull._auth import CredentialsLike
     from podkit_image_pull._registry import RegistryClient
+    from podkit_image_pull._source import ImageSource
 
-#: How many blobs download at once.
-PARALLEL_BLOBS = 4
+#: How many blobs download at once (containers/image's default too).
+PARALLEL_BLOBS = 6
 
 
 class _Cancelled(Exception):
     """Another download of the same pull failed; this one stops and cleans up."""
 
 
-def pull(reference: str, *, root: str | os.PathLike[str], tls_verify: bool = True,
+def pull(reference: str, *, root: str | os.PathLike[str], tls_verify: bool | None = None,
          platform: str | None = None, client: httpx.Client | None = None,
-         progress: Progress | None = None, max_workers: int = PARALLEL_BLOBS) -> dict[str, Any]:
+         progress: Progress | None = None, max_workers: int = PARALLEL_BLOBS,
+         retry: RetryPolicy | None = None, signature_policy: str | os.PathLike[str] | None = None,
+         registries_d: str | os.PathLike[str] | None = None,
+         credentials: CredentialsLike | str = None, authfile: str | os.PathLike[str] | None = None,
+         cert_dir: str | os.PathLike[str] | None = None,
+         registries_conf: str | os.PathLike[str] | None = None,
+         registries_conf_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """Pull ``reference`` into ``<root>/blobs`` and return ``{"changed", "image"}``.
 
     ``platform`` is ``os/arch[/variant]`` (default: this machine) and picks the child of a
     manifest list or OCI index. ``client`` replaces the httpx client (tests pass one
     with a MockTransport). The reference and platform are checked before any request.
+    ``max_workers`` blobs download at once; ``retry`` (default ``RetryPolicy()``) says how
+    failed requests are retried and when a stalled connection times out; an interrupted
+    blob download resumes where it stopped, in this pull or the next one.
+    ``signature_policy`` is podman's ``--signature-policy`` (default: podman's policy.json)
+    and ``registries_d`` the registries.d directory; a rejected image stores nothing.
+    ``tls_verify`` None follows registries.conf; ``credentials`` ("USER:PASS" or a pair),
+    ``authfile``, ``cert_dir``, ``registries_conf[_dir]`` are podman's ``--creds``,
+    ``--authfile``, ``--cert-dir``, ``--registries-conf[-dir]`` (see _auth, _resolve).
     See ``schemas/image.json`` for the document.
     """
-    from podkit_image_pull._registry import RegistryClient
+    from podkit_image_pull._resolve import pull_from_registries
 
+    retry = (retry or RetryPolicy()).reporting_to((progress or NULL).message)
     ref = parse_reference(reference)
     want = parse_platform(platform) if platform is not None else host_platform()
     store = BlobStore(os.path.abspath(root))
     store.cleanup_temp()
-    with RegistryClient(ref.registry, tls_verify=tls_verify, client=client) as registry:
-        return _Pull(ref, store, registry, want, progress or NULL, max_workers).run()
+    trust = load_trust(signature_policy, registries_d, tls_verify=tls_verify is not False,
+                       client=client)
+    if ref.transport != "docker":
+        with closing(open_local_source(ref)) as local:
+            return _Pull(ref, store, local, want, progress or NULL, max_workers, retry,
+                         trust=trust).run()
+
+    def from_registry(ref: ImageReference, registry: RegistryClient, repository: str) -> Any:
+        source = RegistrySource(registry, repository, ref.remote_ref)
+        return _Pull(ref, store, source, want, progress or NULL, max_workers, retry,
+                     trust=trust).run()
+
+    # registries.conf: short names, aliases, mirrors, blocked and insecure registries.
+    return pull_from_registries(
+        reference, ref, from_registry, tls_verify=tls_verify, credentials=credentials,
+        authfile=authfile, cert_dir=cert_dir, registries_conf=registries_conf,
+        registries_conf_dir=registries_conf_dir, client_options={"client": client, "retry": retry},
+        note=(progress or NULL).message)
 
 
 class _Pull:
     """The state of one pull; ``run`` does it."""
 
-    def __init__(self, ref: ImageReference, store: BlobStore, registry: RegistryClient,
-                 want: Platform, progress: Progress, max_workers: int) -> None:
+    def __init__(self, ref: ImageReference, store: BlobStore, source: ImageSource,
+                 want: Platform, progress: Progress, max_workers: int,
+                 retry: RetryPolicy | None = None, *, trust: TrustCheck | None = None) -> None:
+        self.trust = trust
+        self.retry = retry
         self.ref = ref
         self.store = store
-        self.registry = registry
+        self.source = source
         self.want = want
         self.progress = progress
         self.max_workers = max(1, max_workers)
         self.cancel = threading.Event()
+        if retry is not None:  # a blob waiting to retry stops once another failed the pull
+            self.retry = replace(retry, sleep=self._wait_unless_cancelled)
+
+    def _wait_unless_cancelled(self, seconds: float) -> None:
+        if self.cancel.wait(seconds):
+            raise _Cancelled("cancelled while waiting to retry")
 
     def run(self) -> dict[str, Any]:
         ref = self.ref
-        body, digest, media_type, doc = self._manifest(ref.remote_ref, ACCEPT_ALL)
+        body, digest, media_type, doc = self._manifest(self.source.reference, ACCEPT_ALL)
         index: tuple[bytes, str] | None = None
         entry_platform: Platform | None = None
         if media_type in INDEX_TYPES:
@@ -103,6 +149,8 @@ class _Pull:
                 raise NotImplementedYet(f"manifest list {index[1]} nests another index "
                                         f"({digest}); that is not supported yet")
 
+        # The trust policy: the manifest digest is known, nothing is stored yet.
+        trust = self.trust.check(ref, digest, body, self.source) if self.trust else None
         config_desc, layers = parse_manifest(doc)
         check_image_config(config_desc)
         changed = False
@@ -123,6 +171,8 @@ class _Pull:
 
         return {"changed": changed, "image": {
             **ref.as_dict(),
+            **self.source.describe(),
+            **({"trust": trust} if trust is not None else {}),
             "digest": digest,
             "index_digest": index[1] if index is not None else None,
             "media_type": media_type,
@@ -141,10 +191,8 @@ class _Pull:
 
     def _manifest(self, reference: str,
                   accept: tuple[str, ...]) -> tuple[bytes, str, str, dict[str, Any]]:
-        body, content_type, digest = self.registry.get_manifest(
-            self.ref.repository, reference, accept)
-        doc = parse_json_object(body, f"manifest {self.ref.registry}/{self.ref.repository}"
-                                      f"@{digest}")
+        body, content_type, digest = self.source.get_manifest(reference, accept)
+        doc = parse_json_object(body, f"manifest {self.source.description}@{digest}")
         media_type = media_type_of(doc, content_type)
         check_supported(media_type)
         return body, digest, media_type, doc
@@ -189,19 +237,31 @@ class _Pull:
         return changed
 
     def _fetch(self, desc: Descriptor) -> bool:
-        written = self.store.ensure(desc.digest, desc.size, lambda: self._download(desc))
+        task: list[Any] = []  # one progress task for all attempts, made by the first
+        try:
+            written = self.store.ensure_resumable(
+                desc.digest, desc.size, lambda offset: self._download(desc, offset, task),
+                retry=self.retry)
+        finally:
+            for t in task:
+                t.finish()
         if not written:
             self.progress.message(f"blob {_short(desc.digest)} already present, skipped")
         return written
 
     @contextmanager
-    def _download(self, desc: Descriptor) -> Iterator[Iterator[bytes]]:
-        task = self.progress.task(f"blob {_short(desc.digest)}", total=desc.size)
-        try:
-            with self.registry.open_blob(self.ref.repository, desc.digest) as blob:
-                yield self._counted(blob.chunks, task)
-        finally:
-            task.finish()
+    def _download(self, desc: Descriptor, offset: int, task: list[Any]) -> Iterator[BlobStream]:
+        if not task:
+            task.append(self.progress.task(f"blob {_short(desc.digest)}", total=desc.size))
+        # Only a registry serves ranges; from any other source the store starts over.
+        if offset > 0 and isinstance(self.source, RegistrySource):
+            opened = self.source.open_blob(desc.digest, offset=offset)
+        else:
+            opened = self.source.open_blob(desc.digest)
+        with opened as blob:
+            start = getattr(blob, "start", 0)
+            task[0].seek(start)
+            yield BlobStream(blob.size, self._counted(blob.chunks, task[0]), start)
 
     def _counted(self, chunks: Iterator[bytes], task: Any) -> Iterator[bytes]:
         for chunk in chunks:

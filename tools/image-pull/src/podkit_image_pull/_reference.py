@@ -5,6 +5,8 @@ Accepted forms::
     docker://HOST[:PORT]/REPO[:TAG][@DIGEST]     explicit transport
     HOST[:PORT]/REPO[:TAG][@DIGEST]              first component has "." or ":" or is localhost
     [NAMESPACE/]REPO[:TAG][@DIGEST]              docker.io (library/ added to a single component)
+    oci:PATH[:REF], oci-archive:PATH[:REF],      images on disk: an ArchiveReference with
+    docker-archive:PATH[:NAME:TAG|:@INDEX]       a path (see _archive_reference)
 
 Normalisation follows github.com/distribution/reference: ``index.docker.io`` becomes
 ``docker.io``, a name with neither tag nor digest gets ``:latest``, and (like podman's
@@ -34,9 +36,9 @@ _PATH_COMPONENT_RE = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
 _TAG_RE = re.compile(r"[\w][\w.-]{0,127}", re.ASCII)
 _ID_RE = re.compile(r"[a-f0-9]{64}")
 
-#: containers/image transports podman accepts; only ``docker`` is built so far.
-_OTHER_TRANSPORTS = ("docker-archive", "oci-archive", "oci", "dir", "containers-storage",
-                     "docker-daemon", "tarball", "sif")
+#: containers/image transports podman accepts that are not built (oci:, oci-archive: and
+#: docker-archive: are, in _archive_reference).
+_OTHER_TRANSPORTS = ("dir", "containers-storage", "docker-daemon", "tarball", "sif")
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,10 @@ def parse_reference(text: str) -> ImageReference:
     transport, sep, rest = text.partition(":")
     if sep and transport == "docker" and rest.startswith("//"):
         return _parse_docker_name(rest[2:], text)
+    if sep and transport in ("oci", "oci-archive", "docker-archive"):
+        from podkit_image_pull._archive_reference import parse_archive_reference
+
+        return parse_archive_reference(transport, rest, text)
     if sep and transport in _OTHER_TRANSPORTS:
         raise NotImplementedYet(f"the {transport}: transport is not supported yet",
                                 hint="pull from a registry with docker://HOST/REPO:TAG")

@@ -12,8 +12,8 @@ so everything here tests without a network. Failures map onto podkit's error tre
 
 from __future__ import annotations
 
-import base64
 import ipaddress
+import os
 import re
 import threading
 from collections.abc import Iterator, Sequence
@@ -31,14 +31,25 @@ from podkit_common.errors import (
     VerificationFailed,
 )
 from podkit_image_pull import __version__
+from podkit_image_pull._auth import CredentialsLike
+from podkit_image_pull._certs import tls_context
 from podkit_image_pull._digest import digest_of, parse_digest
 from podkit_image_pull._manifest import MAX_MANIFEST_BYTES
 from podkit_image_pull._reference import check_repository, check_tag
+from podkit_image_pull._request_auth import RegistryAuth
+from podkit_image_pull._resume import content_range_start, range_headers
+from podkit_image_pull._retry import (
+    RETRYABLE_STATUS,
+    RetryableError,
+    RetryPolicy,
+    call_with_retries,
+    parse_retry_after,
+)
+from podkit_image_pull._source import BlobStream  # re-exported: every transport's stream
 
 #: docker.io is a name; its API lives elsewhere.
 _API_HOSTS = {"docker.io": "registry-1.docker.io"}
 _USER_AGENT = f"podkit-image-pull/{__version__}"
-_TIMEOUT = httpx.Timeout(60.0, connect=15.0)
 #: Error bodies are read only this far: they are for a message, not for content.
 _MAX_ERROR_BODY = 64 * 1024
 _PARAM_RE = re.compile(r'\s*([A-Za-z0-9_.-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))\s*,?')
@@ -70,40 +81,44 @@ def parse_challenge(header: str | None) -> Challenge | None:
     return Challenge(scheme.lower(), params)
 
 
-@dataclass
-class BlobStream:
-    """An open blob download: ``size`` from Content-Length (or None) and the byte chunks."""
-
-    size: int | None
-    chunks: Iterator[bytes]
-
-
 class RegistryClient:
     """Speaks the distribution API v2 to one registry, anonymously or with a bearer token.
 
     ``tls_verify=False`` (podman's ``--tls-verify=false``) tries HTTPS without checking the
     certificate and then plain HTTP, as containers/image does for insecure registries.
-    ``credentials`` (user, password) are sent to a Basic challenge or the token server.
+    ``credentials`` (user, password), Credentials, or a lookup run on the first challenge
+    (``_auth.credentials_lookup``) go to a Basic challenge or the token server as
+    _request_auth says; ``cert_dir`` is podman's ``--cert-dir`` (else certs.d, _certs).
     A client passed in is used as is and not closed; one made here is closed by ``close``.
+    ``retry`` says how often manifest requests are retried and sets the timeouts of a
+    client made here; blob downloads are retried (and resumed) by the blob store.
     """
 
     def __init__(self, registry: str, *, tls_verify: bool = True,
                  client: httpx.Client | None = None,
-                 credentials: tuple[str, str] | None = None) -> None:
+                 credentials: CredentialsLike = None,
+                 retry: RetryPolicy | None = None,
+                 cert_dir: str | os.PathLike[str] | None = None) -> None:
+        self.retry = retry or RetryPolicy()
         self.registry = registry
         self.host = _API_HOSTS.get(registry, registry)
         self.tls_verify = tls_verify
-        self.credentials = credentials
+        self._auth = RegistryAuth(registry, credentials, insecure=not tls_verify)
         self._owns_client = client is None
         if client is None:
             # Like Go's net/http (so podman), never send loopback traffic to a proxy.
             direct = {f"all://{self.host}": None} if _is_loopback(self.host) else None
-            client = httpx.Client(verify=tls_verify, timeout=_TIMEOUT, mounts=direct,
+            # read/write: no byte for stall_timeout seconds fails the attempt (retried).
+            timeout = httpx.Timeout(self.retry.stall_timeout, connect=self.retry.connect_timeout)
+            verify = tls_context(self.host, tls_verify=tls_verify, cert_dir=cert_dir)
+            client = httpx.Client(verify=verify, timeout=timeout, mounts=direct,
                                   headers={"User-Agent": _USER_AGENT})
         self._client = client
         self._base: str | None = None
         self._challenge: Challenge | None = None
-        self._tokens: dict[str, str] = {}
+        #: X-Registry-Supports-Signatures: 1 on /v2/ (signatures then come from the
+        #: registry's extension instead of a lookaside; see _signatures).
+        self.supports_signatures = False
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -135,6 +150,8 @@ class RegistryClient:
                     continue
                 if resp.status_code in (200, 401):
                     self._base = base
+                    self.supports_signatures = \
+                        resp.headers.get("X-Registry-Supports-Signatures") == "1"
                     if resp.status_code == 401:
                         self._challenge = parse_challenge(resp.headers.get("WWW-Authenticate"))
                     return base
@@ -150,7 +167,13 @@ class RegistryClient:
 
         The digest is always computed from the bytes. Fetched by digest, the bytes must
         have that digest; a ``Docker-Content-Digest`` header must match them as well.
+        Failures worth it (5xx, 429, resets, timeouts) are retried as ``retry`` says.
         """
+        return call_with_retries(
+            self.retry, lambda: self._get_manifest_once(repository, reference, accept))
+
+    def _get_manifest_once(self, repository: str, reference: str,
+                           accept: Sequence[str]) -> tuple[bytes, str, str]:
         check_repository(repository)
         wanted = None
         if ":" in reference:
@@ -177,20 +200,30 @@ class RegistryClient:
         return body, content_type, digest
 
     @contextmanager
-    def open_blob(self, repository: str, digest: str) -> Iterator[BlobStream]:
-        """Open a blob for streaming (redirects followed). The caller verifies the bytes."""
+    def open_blob(self, repository: str, digest: str, *,
+                  offset: int = 0) -> Iterator[BlobStream]:
+        """Open a blob for streaming (redirects followed). The caller verifies the bytes.
+
+        ``offset`` > 0 asks for the rest only (``Range: bytes=offset-``); the stream's
+        ``start`` is ``offset`` on a checked 206 answer, 0 when the registry sent it all.
+        One attempt: what is worth retrying raises RetryableError, here or mid-stream.
+        """
         check_repository(repository)
         parse_digest(digest, what="blob digest")
         what = f"blob {self.registry}/{repository}@{digest}"
         url = f"{self.ping()}/v2/{repository}/blobs/{digest}"
         # identity: the digest covers the stored bytes, not a re-encoding of them.
-        with self._send("GET", url, repository, what, {"Accept-Encoding": "identity"},
+        with self._send("GET", url, repository, what,
+                        {"Accept-Encoding": "identity", **range_headers(offset)},
                         follow_redirects=True) as resp:
-            if resp.status_code != 200:
+            start = 0
+            if resp.status_code == 206 and offset > 0:
+                start = content_range_start(resp.headers.get("Content-Range"), offset, what)
+            elif resp.status_code != 200:
                 raise self._status_error(resp, what)
             length = resp.headers.get("Content-Length")
             size = int(length) if length and length.isdigit() else None
-            yield BlobStream(size, self._chunks(resp, what))
+            yield BlobStream(size, self._chunks(resp, what), start)
 
     # --- plumbing -------------------------------------------------------------------
 
@@ -209,14 +242,10 @@ class RegistryClient:
                 raise self._transport_error(exc, what) from None
             if resp.status_code == 401 and attempt == 1:
                 challenge = parse_challenge(resp.headers.get("WWW-Authenticate"))
-                renewable = challenge is not None and (
-                    challenge.scheme == "bearer"
-                    or (challenge.scheme == "basic" and self.credentials is not None))
-                if renewable:
+                if self._auth.renew(self._challenge, challenge, scope):
                     resp.close()
                     with self._lock:
                         self._challenge = challenge
-                        self._tokens.pop(scope, None)
                     continue
             try:
                 yield resp
@@ -225,63 +254,10 @@ class RegistryClient:
             return
 
     def _auth_headers(self, scope: str) -> dict[str, str]:
-        challenge = self._challenge
-        if challenge is None:
-            return {}
-        if challenge.scheme == "basic":
-            if self.credentials is None:
-                return {}
-            raw = f"{self.credentials[0]}:{self.credentials[1]}".encode()
-            return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
-        if challenge.scheme != "bearer":
-            return {}
-        with self._lock:
-            token = self._tokens.get(scope)
-        if token is None:
-            token = self._fetch_token(challenge, scope)
-            with self._lock:
-                self._tokens[scope] = token
-        return {"Authorization": f"Bearer {token}"}
-
-    def _fetch_token(self, challenge: Challenge, scope: str) -> str:
-        realm = challenge.params.get("realm", "")
-        if not realm.startswith(("https://", "http://")):
-            raise AuthenticationFailed(
-                f"registry {self.registry} asks for a bearer token without a usable realm "
-                f"({realm!r})")
-        params: list[tuple[str, str]] = []
-        if challenge.params.get("service"):
-            params.append(("service", challenge.params["service"]))
-        scopes = [scope]
-        extra = challenge.params.get("scope")
-        if extra and extra not in scopes:
-            scopes.append(extra)
-        params += [("scope", s) for s in scopes]
-        what = f"get a token for {self.registry} from {realm}"
-        try:
-            resp = self._client.get(realm, params=params, auth=self.credentials)
-        except httpx.TransportError as exc:
-            raise self._transport_error(exc, what) from None
-        if resp.status_code in (401, 403):
-            raise AuthenticationFailed(f"{what}: HTTP {resp.status_code}"
-                                       f"{_registry_message(resp)}", hint=self._auth_hint())
-        if resp.status_code != 200:
-            raise RemoteError(f"{what}: HTTP {resp.status_code}{_registry_message(resp)}")
-        try:
-            answer = resp.json()
-        except ValueError:
-            raise RemoteError(f"{what}: the token server did not answer JSON") from None
-        token = None
-        if isinstance(answer, dict):
-            token = answer.get("token") or answer.get("access_token")
-        if not isinstance(token, str) or not token:
-            raise AuthenticationFailed(f"{what}: the answer holds no token")
-        return token
+        return self._auth.headers(self._client, self._challenge, scope)
 
     def _auth_hint(self) -> str:
-        if self.credentials is None:
-            return "the registry refused anonymous access; credentials are not supported yet"
-        return "check the user name and password for this registry"
+        return self._auth.hint()
 
     def _status_error(self, resp: httpx.Response, what: str) -> PodkitError:
         message = _registry_message(resp)
@@ -291,27 +267,37 @@ class RegistryClient:
         if status == 404:
             return NotFound(f"{what}: not found{message}",
                             hint="check the repository name and the tag or digest")
+        retry_after = parse_retry_after(resp.headers.get("Retry-After"))
         if status == 429:
-            return RemoteError(f"{what}: HTTP 429 too many requests{message}",
-                               hint="the registry is rate limiting; retry later")
+            return RetryableError(f"{what}: HTTP 429 too many requests{message}",
+                                  hint="the registry is rate limiting; retry later",
+                                  retry_after=retry_after)
+        if status in RETRYABLE_STATUS:
+            return RetryableError(f"{what}: HTTP {status} {resp.reason_phrase}{message}",
+                                  retry_after=retry_after)
         return RemoteError(f"{what}: HTTP {status} {resp.reason_phrase}{message}")
 
     def _transport_error(self, exc: httpx.TransportError, what: str) -> RemoteError:
         text = str(exc) or type(exc).__name__
         if isinstance(exc, httpx.TimeoutException):
-            return RemoteError(f"{what}: timed out ({type(exc).__name__})",
-                               hint=f"is the registry {self.registry} reachable?")
+            return RetryableError(f"{what}: timed out ({type(exc).__name__})",
+                                  hint=f"is the registry {self.registry} reachable?")
         if "CERTIFICATE_VERIFY_FAILED" in text:
             return RemoteError(f"{what}: TLS certificate not trusted: {text}",
-                               hint="for a registry you trust, use --tls-verify=false")
+                               hint=f"trust its CA with --cert-dir DIR (DIR/ca.crt) or "
+                                    f"/etc/containers/certs.d/{self.host}/ca.crt; for a "
+                                    "registry you trust anyway, use --tls-verify=false")
         if "WRONG_VERSION_NUMBER" in text or "wrong version number" in text:
             return RemoteError(f"{what}: TLS handshake failed: {text}",
                                hint="the registry may speak plain HTTP; use --tls-verify=false")
         if isinstance(exc, httpx.ConnectError):
             return RemoteError(f"{what}: cannot connect: {text}",
                                hint=f"is the registry {self.registry} running and reachable?")
-        return RemoteError(f"{what}: {type(exc).__name__}: {text}",
-                           hint="the connection to the registry failed; retry")
+        # A reset or a connection dropped mid-answer: worth another attempt (resumed).
+        broken = isinstance(exc, httpx.ReadError | httpx.WriteError | httpx.RemoteProtocolError)
+        return (RetryableError if broken else RemoteError)(
+            f"{what}: {type(exc).__name__}: {text}",
+            hint="the connection to the registry failed; retry")
 
     def _chunks(self, resp: httpx.Response, what: str) -> Iterator[bytes]:
         try:
@@ -341,7 +327,7 @@ def _read_limited(resp: httpx.Response, limit: int, what: str) -> bytes:
                 raise RemoteError(f"{what}: larger than {limit} bytes; refusing to read it")
             parts.append(chunk)
     except httpx.TransportError as exc:
-        raise RemoteError(f"{what}: connection failed while reading: {exc}") from None
+        raise RetryableError(f"{what}: connection failed while reading: {exc}") from None
     return b"".join(parts)
 
 
