@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from podkit_common import errors
@@ -22,23 +22,31 @@ class RunOptions:
     name: str | None = None
     remove: bool = False
     network: str = "none"
-    tls_verify: bool = True
     platform: str | None = None
     interactive: bool = False
+    #: keyword arguments for podkit_image_pull.pull (tls_verify, credentials, ...)
+    pull_options: dict[str, Any] = field(default_factory=dict)
 
 
-def image_document(roots: Roots, ref: str, *, tls_verify: bool = True,
-                   platform: str | None = None, progress: Progress = NULL) -> dict[str, Any]:
+def pull_and_import(roots: Roots, ref: str, *, platform: str | None = None,
+                    progress: Progress = NULL, **pull_options: Any) -> dict[str, Any]:
+    """pod-image-pull REF | pod-storage import, in-process."""
+    from podkit_image_pull import pull
+    from podkit_storage import import_image
+
+    doc = pull(ref, root=roots.root, platform=platform, progress=progress, **pull_options)
+    return import_image(doc, roots, progress)
+
+
+def image_document(roots: Roots, ref: str, *, platform: str | None = None,
+                   progress: Progress = NULL, **pull_options: Any) -> dict[str, Any]:
     """The stored image for ``ref``, pulling and importing it when missing (podman's
     default pull policy, "missing")."""
-    from podkit_storage import find_image, import_image
+    from podkit_storage import find_image
 
     with contextlib.suppress(errors.NotFound):
         return {"changed": False, "image": find_image(roots, ref)}
-    from podkit_image_pull import pull
-
-    doc = pull(ref, root=roots.root, tls_verify=tls_verify, platform=platform, progress=progress)
-    return import_image(doc, roots, progress)
+    return pull_and_import(roots, ref, platform=platform, progress=progress, **pull_options)
 
 
 def run(roots: Roots, opts: RunOptions, bundle_opts: Any, *,
@@ -48,8 +56,8 @@ def run(roots: Roots, opts: RunOptions, bundle_opts: Any, *,
     from podkit_runtime import remove_bundle, run_bundle, write_bundle
     from podkit_storage import create_container, remove_container, unmount_container
 
-    doc = image_document(roots, opts.image, tls_verify=opts.tls_verify,
-                         platform=opts.platform, progress=progress)
+    doc = image_document(roots, opts.image, platform=opts.platform, progress=progress,
+                         **opts.pull_options)
     doc = create_container(doc, roots, name=opts.name)
     cid = doc["container"]["id"]
     try:

@@ -9,11 +9,24 @@ import typer
 
 from podkit_common import errors
 from podkit_common.cli import emit, emit_lines, make_app, run_app
+from podkit_image_pull import cli_registry as reg
 from podkit_pod import __version__
 
 TOOL = "pod"
 app = make_app(TOOL, __version__, "Manage images and containers like podman, built from the "
                "podkit stages.", ["podkit_pod"])
+
+
+SIGNATURE_POLICY = typer.Option(None, "--signature-policy", metavar="PATH",
+                                help="containers-policy.json(5) to enforce on pulls")
+
+
+def _pull_options(tls_verify: bool | None, creds: str | None, authfile: str | None,
+                  cert_dir: str | None, signature_policy: str | None) -> dict:
+    """podman's registry flags as podkit_image_pull.pull keyword arguments."""
+    options = reg.registry_options(creds=creds, authfile=authfile, cert_dir=cert_dir,
+                                   registries_conf=None, registries_conf_dir=None)
+    return {**options, "tls_verify": tls_verify, "signature_policy": signature_policy}
 
 
 def _own_error_code(exc: BaseException, code: int) -> int:
@@ -40,9 +53,11 @@ def run(ctx: typer.Context,
         tty: bool = typer.Option(False, "--tty", "-t"),
         read_only: bool = typer.Option(False, "--read-only"),
         network: str = typer.Option("none", "--network", "--net"),
-        tls_verify: bool = typer.Option(True, "--tls-verify/--no-tls-verify"),
         platform: str | None = typer.Option(None, "--platform"),
-        detach: bool = typer.Option(False, "--detach", "-d")) -> int:
+        detach: bool = typer.Option(False, "--detach", "-d"),
+        tls_verify: bool | None = reg.TLS_VERIFY, creds: str | None = reg.CREDS,
+        authfile: str | None = reg.AUTHFILE, cert_dir: str | None = reg.CERT_DIR,
+        signature_policy: str | None = SIGNATURE_POLICY) -> int:
     """Run a command in a new container (pulling the image if it is missing)."""
     from podkit_pod._run import RunOptions
     from podkit_pod._run import run as run_container
@@ -60,8 +75,9 @@ def run(ctx: typer.Context,
                                 workdir=workdir, user=user, hostname=hostname, tty=tty,
                                 read_only=read_only)
     opts = RunOptions(image=image, command=tuple(command or ()), name=name, remove=rm,
-                      network=network, tls_verify=tls_verify, platform=platform,
-                      interactive=interactive)
+                      network=network, platform=platform, interactive=interactive,
+                      pull_options=_pull_options(tls_verify, creds, authfile, cert_dir,
+                                                 signature_policy))
     stdin = 0 if interactive or tty else os.open(os.devnull, os.O_RDONLY)
     doc = run_container(ctx.obj.roots, opts, bundle_opts, stdio=(stdin, 1, 2),
                         progress=ctx.obj.progress())
@@ -70,18 +86,18 @@ def run(ctx: typer.Context,
 
 @app.command()
 def pull(ctx: typer.Context, image: str = typer.Argument(...),
-         tls_verify: bool = typer.Option(True, "--tls-verify/--no-tls-verify"),
          platform: str | None = typer.Option(None, "--platform"),
-         quiet: bool = typer.Option(False, "--quiet", "-q")) -> None:
+         quiet: bool = typer.Option(False, "--quiet", "-q"),
+         tls_verify: bool | None = reg.TLS_VERIFY, creds: str | None = reg.CREDS,
+         authfile: str | None = reg.AUTHFILE, cert_dir: str | None = reg.CERT_DIR,
+         signature_policy: str | None = SIGNATURE_POLICY) -> None:
     """Pull an image and store it; prints the image id like podman."""
-    from podkit_image_pull import pull as pull_image
-    from podkit_storage import import_image
+    from podkit_pod._run import pull_and_import
 
-    roots = ctx.obj.roots
     progress = ctx.obj.progress()
-    doc = pull_image(image, root=roots.root, tls_verify=tls_verify, platform=platform,
-                     progress=progress)
-    doc = import_image(doc, roots, progress)
+    doc = pull_and_import(ctx.obj.roots, image, platform=platform, progress=progress,
+                          **_pull_options(tls_verify, creds, authfile, cert_dir,
+                                          signature_policy))
     sys.stdout.write(doc["image"]["id"] + "\n")
 
 
