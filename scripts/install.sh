@@ -46,5 +46,5 @@ export PATH="$HOME/.local/bin:$PATH"
 
 # The stages' cold start matters: ship compiled bytecode (this environment may set
 # PYTHONDONTWRITEBYTECODE, so nothing would be cached on first run).
-uv sync --locked --all-packages --compile-bytecode --quiet
+uv sync --locked --all-packages --inexact --compile-bytecode --quiet
 log "ready: $(uv run --no-sync pod --version), $(runc --version | head -1), $(conmon --version | head -1)"

@@ -31,8 +31,11 @@ from podkit_common.errors import (
     from_os_error,
 )
 
-CHUNK = 4 << 20          # uncompressed bytes handed over per queue item
+CHUNK = 1 << 20          # uncompressed bytes handed over per queue item
 _READ = 1 << 20          # compressed bytes read from the source at a time
+# Chunks held ahead per layer: with several layers unpacking at once, CHUNK x depth x
+# layers is the pull's memory, which must stay flat (< 100 MB for the whole pull).
+_QUEUE_DEPTH = 4
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -204,7 +207,7 @@ class LayerSource:
 
     def __init__(self, src: BinaryIO, compression: str, max_bytes: int) -> None:
         self._src, self._compression, self._max = src, compression, max_bytes
-        self._queue: queue.Queue[bytes | BaseException] = queue.Queue(maxsize=8)
+        self._queue: queue.Queue[bytes | BaseException] = queue.Queue(maxsize=_QUEUE_DEPTH)
         self._stop = threading.Event()
         self._hash = hashlib.sha256()
         self.size = 0

@@ -1,0 +1,207 @@
+"""The scenarios, and the loop that runs one: podkit and podman alternately, verified.
+
+Each scenario gives both sides the same image and the same command. A round runs
+podkit, then podman; warm-up rounds come first and are not counted. Every run, warm-up
+included, is checked (exit code 0, and what the command should have left behind)
+before the next one starts, or the bench stops with the failing run's output.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from .images import BenchImage
+from .runner import BenchFailure, Sample, run_timed
+
+RUN_COMMAND = ["/bin/sh", "-c", "true"]
+
+
+class Engine(Protocol):
+    """What a side (bench.podkit.Podkit, bench.podman.Podman) offers a scenario."""
+
+    name: str
+    env: dict[str, str]
+
+    def version_argv(self, tool: str) -> list[str]: ...
+    def pull_argv(self, ref: str) -> list[str]: ...
+    def run_argv(self, ref: str, command: list[str]) -> list[str]: ...
+    def reset(self) -> None: ...
+    def images(self) -> dict[str, str]: ...
+    def unpacked_files(self) -> int: ...
+    def containers(self) -> list[str]: ...
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Warm-up rounds (not counted) and counted rounds; a round is one run per side."""
+
+    warmup: int
+    runs: int
+
+
+@dataclass
+class Context:
+    """What the scenarios run against."""
+
+    registry_url: str
+    images: dict[str, BenchImage]
+    podkit: Engine
+    podman: Engine
+    logs: Path
+
+    @property
+    def sides(self) -> tuple[Engine, Engine]:
+        return (self.podkit, self.podman)
+
+    def ref(self, label: str) -> str:
+        return self.images[label].ref(self.registry_url)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One comparison: kind "version" (arg = podkit tool), "pull" or "run" (arg = image)."""
+
+    name: str
+    title: str
+    kind: str
+    arg: str
+    full: Plan
+    quick: Plan
+
+    @property
+    def image(self) -> str | None:
+        """The image label this scenario needs ("small"/"large"), if any."""
+        return None if self.kind == "version" else self.arg
+
+    def argv(self, ctx: Context, side: Engine) -> list[str]:
+        if self.kind == "version":
+            return side.version_argv(self.arg)
+        if self.kind == "pull":
+            return side.pull_argv(ctx.ref(self.arg))
+        return side.run_argv(ctx.ref(self.arg), RUN_COMMAND)
+
+    def setup(self, ctx: Context) -> None:
+        """Once before the rounds: `run` needs the image in both stores (pulled untimed)."""
+        if self.kind != "run":
+            return
+        for side in ctx.sides:
+            side.reset()
+            sample = run_timed(side.pull_argv(ctx.ref(self.arg)), side.env,
+                               ctx.logs / f"{self.name}-{side.name}-setup")
+            _verify_pull(side, ctx.ref(self.arg), ctx.images[self.arg].digest, sample)
+
+    def before_each(self, ctx: Context, side: Engine) -> None:
+        """Untimed, before every run: pulls start from an empty store (cache emptied)."""
+        if self.kind == "pull":
+            side.reset()
+
+    def verify(self, ctx: Context, side: Engine, sample: Sample) -> None:
+        """Untimed, after every run: exit 0 and the expected state, or BenchFailure."""
+        if self.kind == "pull":
+            _verify_pull(side, ctx.ref(self.arg), ctx.images[self.arg].digest, sample)
+            # Every layer really unpacked, not deferred: count the files on disk.
+            want, got = ctx.images[self.arg].files, side.unpacked_files()
+            if got != want:
+                raise BenchFailure(f"{side.name}: {got} files unpacked, the image has {want}")
+            return
+        _verify_exit(side, sample)
+        if self.kind == "version":
+            if "version" not in sample.stdout.read_text(errors="replace"):
+                raise BenchFailure(f"{side.name}: --version printed no version\n{sample.tail()}")
+        elif leftover := side.containers():
+            raise BenchFailure(f"{side.name}: run --rm left containers {leftover}")
+
+
+def _verify_exit(side: Engine, sample: Sample) -> None:
+    if sample.exit_code != 0:
+        raise BenchFailure(f"{side.name} exited {sample.exit_code}: {' '.join(sample.argv)}\n"
+                           f"{sample.tail()}")
+
+
+def _verify_pull(side: Engine, ref: str, digest: str, sample: Sample) -> None:
+    """Exit 0, and the store lists ref with the manifest digest the registry has."""
+    _verify_exit(side, sample)
+    listed = side.images()
+    if listed.get(ref) != digest:
+        raise BenchFailure(f"{side.name}: pulled {ref} ({digest}) but its store lists {listed}")
+
+
+def _tool_scenario(tool: str) -> Scenario:
+    return Scenario(f"start-{tool}", f"cold start: {tool} --version vs podman --version",
+                    "version", tool, full=Plan(2, 15), quick=Plan(1, 5))
+
+
+SCENARIOS: tuple[Scenario, ...] = (
+    *(_tool_scenario(t) for t in ("pod-image-pull", "pod-storage", "pod-runtime",
+                                  "pod-netsetup", "pod")),
+    Scenario("pull-small", "pull + unpack busybox (1 layer) from the loopback registry",
+             "pull", "small", full=Plan(1, 10), quick=Plan(1, 4)),
+    Scenario("pull-large", "pull + unpack the large image (5 layers, >500 MB, >30k files)",
+             "pull", "large", full=Plan(1, 5), quick=Plan(0, 2)),
+    Scenario("run", "run --rm --network none busybox /bin/sh -c true",
+             "run", "small", full=Plan(2, 15), quick=Plan(1, 5)),
+)
+
+
+def by_name(names: list[str]) -> list[Scenario]:
+    """The scenarios with these names, in the bench's order; ValueError for unknown ones."""
+    known = {s.name: s for s in SCENARIOS}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"unknown scenario(s) {', '.join(unknown)}; "
+                         f"known: {', '.join(known)}")
+    return [s for s in SCENARIOS if s.name in names]
+
+
+@dataclass
+class SideResult:
+    """Counted samples of one side."""
+
+    argv: list[str]
+    samples: list[Sample] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        walls = [s.wall_s for s in self.samples]
+        return {
+            "argv": self.argv,
+            "median_s": statistics.median(walls),
+            "min_s": min(walls),
+            "max_s": max(walls),
+            "peak_rss_kib": max(s.maxrss_kib for s in self.samples),
+            "samples": [s.as_json() for s in self.samples],
+        }
+
+
+def measure(scn: Scenario, ctx: Context, plan: Plan,
+            say: Callable[[str], None] = lambda m: print(m, file=sys.stderr, flush=True),
+            ) -> dict[str, Any]:
+    """Run a scenario's rounds (podkit then podman, alternately) and summarise them."""
+    scn.setup(ctx)
+    results = {side.name: SideResult(scn.argv(ctx, side)) for side in ctx.sides}
+    total = plan.warmup + plan.runs
+    for i in range(total):
+        counted = i >= plan.warmup
+        line = []
+        for side in ctx.sides:
+            scn.before_each(ctx, side)
+            sample = run_timed(scn.argv(ctx, side), side.env, ctx.logs / f"{scn.name}-{side.name}")
+            scn.verify(ctx, side, sample)
+            if counted:
+                results[side.name].samples.append(sample)
+            line.append(f"{side.name} {sample.wall_s:.3f}s")
+        tag = f"{i - plan.warmup + 1}/{plan.runs}" if counted else "warm-up"
+        say(f"bench: {scn.name} [{tag}] " + ", ".join(line))
+    podkit, podman = (results[s.name].summary() for s in ctx.sides)
+    pairs = zip(results[ctx.podkit.name].samples, results[ctx.podman.name].samples, strict=True)
+    return {
+        "name": scn.name, "title": scn.title, "kind": scn.kind, "image": scn.image,
+        "warmup": plan.warmup, "runs": plan.runs,
+        "podkit": podkit, "podman": podman,
+        "ratio": podkit["median_s"] / podman["median_s"],
+        "round_ratios": [round(a.wall_s / b.wall_s, 4) for a, b in pairs],
+    }
