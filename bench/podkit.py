@@ -8,6 +8,7 @@ mounted with kernel overlayfs — the same as podman's overlay driver.
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -46,6 +47,12 @@ class Podkit:
 
     def pull_argv(self, ref: str) -> list[str]:
         return [self.exe("pod"), "pull", "--tls-verify=false", ref]
+
+    def pipeline_pull_argv(self, ref: str) -> list[str]:
+        """The stage executables through a real shell pipe, as a CI job would run them."""
+        pull = shlex.join([self.exe("pod-image-pull"), "--tls-verify=false", f"docker://{ref}"])
+        return ["/bin/bash", "-o", "pipefail", "-c",
+                f"{pull} | {shlex.quote(self.exe('pod-storage'))} import >/dev/null"]
 
     def run_argv(self, ref: str, command: list[str]) -> list[str]:
         return [self.exe("pod"), "run", "--rm", "--network", "none", "--tls-verify=false",

@@ -64,7 +64,8 @@ class Context:
 
 @dataclass(frozen=True)
 class Scenario:
-    """One comparison: kind "version" (arg = podkit tool), "pull" or "run" (arg = image)."""
+    """One comparison: kind "version" (arg = podkit tool), "pull", "pipe-pull" (podkit as
+    the shell pipeline `pod-image-pull | pod-storage import`) or "run" (arg = image)."""
 
     name: str
     title: str
@@ -83,6 +84,9 @@ class Scenario:
             return side.version_argv(self.arg)
         if self.kind == "pull":
             return side.pull_argv(ctx.ref(self.arg))
+        if self.kind == "pipe-pull":
+            pipeline = getattr(side, "pipeline_pull_argv", side.pull_argv)
+            return pipeline(ctx.ref(self.arg))
         return side.run_argv(ctx.ref(self.arg), RUN_COMMAND)
 
     def setup(self, ctx: Context) -> None:
@@ -97,12 +101,12 @@ class Scenario:
 
     def before_each(self, ctx: Context, side: Engine) -> None:
         """Untimed, before every run: pulls start from an empty store (cache emptied)."""
-        if self.kind == "pull":
+        if self.kind in ("pull", "pipe-pull"):
             side.reset()
 
     def verify(self, ctx: Context, side: Engine, sample: Sample) -> None:
         """Untimed, after every run: exit 0 and the expected state, or BenchFailure."""
-        if self.kind == "pull":
+        if self.kind in ("pull", "pipe-pull"):
             _verify_pull(side, ctx.ref(self.arg), ctx.images[self.arg].digest, sample)
             # Every layer really unpacked, not deferred: count the files on disk.
             want, got = ctx.images[self.arg].files, side.unpacked_files()
@@ -143,6 +147,8 @@ SCENARIOS: tuple[Scenario, ...] = (
              "pull", "small", full=Plan(1, 10), quick=Plan(1, 4)),
     Scenario("pull-large", "pull + unpack the large image (5 layers, >500 MB, >30k files)",
              "pull", "large", full=Plan(1, 5), quick=Plan(0, 2)),
+    Scenario("pipe-pull-large", "pod-image-pull | pod-storage import of the large image "
+             "vs podman pull", "pipe-pull", "large", full=Plan(1, 3), quick=Plan(0, 1)),
     Scenario("run", "run --rm --network none busybox /bin/sh -c true",
              "run", "small", full=Plan(2, 15), quick=Plan(1, 5)),
 )
