@@ -21,8 +21,8 @@ from podkit_image_pull import inspect, list_tags
 from podkit_image_pull._tags import next_link
 from tests.image_pull.fakes import HOST, FakeRegistry
 from tests.image_pull.paging import paging_proxy
-from tests.testbed.skopeo import Skopeo, isolated_env, make_archives, needs_skopeo
 from tests.testbed.shell import sh
+from tests.testbed.skopeo import Skopeo, isolated_env, make_archives, needs_skopeo
 
 INSPECT = "urn:podkit:image-pull:inspect"
 TAGS = "urn:podkit:image-pull:tags"

@@ -20,9 +20,9 @@ import pytest
 
 from podkit_common.schemas import SchemaSet
 from podkit_image_pull import pull
-from tests.testbed.skopeo import Skopeo, isolated_env, make_archives, needs_skopeo
 from tests.testbed.images import platform_string
 from tests.testbed.shell import sh
+from tests.testbed.skopeo import Skopeo, isolated_env, make_archives, needs_skopeo
 
 pytestmark = [pytest.mark.registry, needs_skopeo]
 

@@ -44,6 +44,8 @@ class Descriptor:
     digest: str
     size: int
     platform: dict[str, Any] | None = None
+    #: Where else the blob may be fetched from (foreign layers; see _foreign).
+    urls: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,11 @@ def _descriptor(raw: Any, what: str) -> Descriptor:
     if not isinstance(media_type, str):
         raise VerificationFailed(f"{what} {digest}: mediaType missing")
     plat = raw.get("platform")
-    return Descriptor(media_type, digest, size, plat if isinstance(plat, dict) else None)
+    urls = raw.get("urls", [])
+    if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
+        raise VerificationFailed(f"{what} {digest}: urls must be an array of strings")
+    return Descriptor(media_type, digest, size, plat if isinstance(plat, dict) else None,
+                      tuple(urls))
 
 
 def parse_index(doc: dict[str, Any]) -> list[Descriptor]:

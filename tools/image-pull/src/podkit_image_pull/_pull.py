@@ -253,9 +253,11 @@ class _Pull:
     def _download(self, desc: Descriptor, offset: int, task: list[Any]) -> Iterator[BlobStream]:
         if not task:
             task.append(self.progress.task(f"blob {_short(desc.digest)}", total=desc.size))
-        # Only a registry serves ranges; from any other source the store starts over.
-        if offset > 0 and isinstance(self.source, RegistrySource):
-            opened = self.source.open_blob(desc.digest, offset=offset)
+        # Only a registry serves ranges (and a foreign layer's URLs, see _foreign); from
+        # any other source the store starts over.
+        if isinstance(self.source, RegistrySource):
+            opened = self.source.open_blob(desc.digest, offset=offset, urls=desc.urls,
+                                           size=desc.size)
         else:
             opened = self.source.open_blob(desc.digest)
         with opened as blob:

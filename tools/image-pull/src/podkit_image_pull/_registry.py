@@ -105,6 +105,9 @@ class RegistryClient:
         self.tls_verify = tls_verify
         self._auth = RegistryAuth(registry, credentials, insecure=not tls_verify)
         self._owns_client = client is None
+        #: The httpx client the caller gave (None if made here): foreign-layer URLs go
+        #: through it too (_foreign), so a test's MockTransport sees every request.
+        self.given_client = client
         if client is None:
             # Like Go's net/http (so podman), never send loopback traffic to a proxy.
             direct = {f"all://{self.host}": None} if _is_loopback(self.host) else None

@@ -89,8 +89,18 @@ class RegistrySource:
     def get_manifest(self, reference: str, accept: Sequence[str]) -> tuple[bytes, str, str]:
         return self.client.get_manifest(self.repository, reference, accept)
 
-    def open_blob(self, digest: str, *, offset: int = 0) -> AbstractContextManager[BlobStream]:
-        """``offset`` > 0 asks for the rest of the blob (a range request; see ``start``)."""
+    def open_blob(self, digest: str, *, offset: int = 0, urls: Sequence[str] = (),
+                  size: int | None = None) -> AbstractContextManager[BlobStream]:
+        """``offset`` > 0 asks for the rest of the blob (a range request; see ``start``).
+
+        ``urls`` and ``size`` come from the blob's descriptor: a foreign layer's URLs are
+        tried before the registry (_foreign), and none is read past ``size``.
+        """
+        if urls and size is not None:
+            from podkit_image_pull._foreign import open_foreign_blob
+
+            return open_foreign_blob(self.client, self.repository, digest, size, urls,
+                                     offset=offset)
         return self.client.open_blob(self.repository, digest, offset=offset)
 
     def describe(self) -> dict[str, Any]:
