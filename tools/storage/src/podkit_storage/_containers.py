@@ -16,8 +16,9 @@ from podkit_common.locks import object_lock
 from podkit_common.roots import Roots
 from podkit_storage._images import find_image
 from podkit_storage._layout import StoreLayout
-from podkit_storage._mount import is_mounted, mount_overlay, unmount
+from podkit_storage._mount import is_mounted
 from podkit_storage._names import check_name, generated_name
+from podkit_storage._rootfs import drop_count, make_rootfs, mount_rootfs, unmount_rootfs
 
 
 def _reserve_name(layout: StoreLayout, name: str, cid: str) -> bool:
@@ -39,8 +40,21 @@ def _name_owner(layout: StoreLayout, name: str) -> str | None:
 
 
 def create_container(doc: dict[str, Any], roots: Roots, *, name: str | None = None,
-                     mount: bool = True) -> dict[str, Any]:
-    """Make a container's writable layer over the image in ``doc`` and mount it."""
+                     mount: bool = True, driver: str | None = None) -> dict[str, Any]:
+    """Make a container's writable layer over the image in ``doc`` and mount it.
+
+    ``driver``: "overlay", "vfs" (a plain copy), or None for overlay that falls back to
+    vfs (with a ``note``) when the overlay mount fails."""
+    from podkit_storage._image_remove import gc_lock
+
+    # Shared with imports, exclusive with rmi/prune: the image and its layers cannot be
+    # reclaimed between finding them here and the container record naming them.
+    with gc_lock(StoreLayout(roots), shared=True):
+        return _create_container(doc, roots, name=name, mount=mount, driver=driver)
+
+
+def _create_container(doc: dict[str, Any], roots: Roots, *, name: str | None,
+                      mount: bool, driver: str | None) -> dict[str, Any]:
     layout = StoreLayout(roots)
     record = find_image(roots, doc["image"]["id"])
     cid = secrets.token_hex(32)
@@ -61,8 +75,7 @@ def create_container(doc: dict[str, Any], roots: Roots, *, name: str | None = No
             _reserve_name(layout, name, cid)
     cdir = layout.container_dir(cid)
     try:
-        (cdir / "upper").mkdir(parents=True)
-        (cdir / "work").mkdir()
+        cdir.mkdir(parents=True)
         lower = [Path(layer["diff_path"]) for layer in reversed(record.get("layers", []))]
         if not lower:
             layout.empty_layer.mkdir(parents=True, exist_ok=True)
@@ -75,15 +88,14 @@ def create_container(doc: dict[str, Any], roots: Roots, *, name: str | None = No
             "rootfs": str(layout.mountpoint(cid)),
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        atomic.write_json(cdir / "container.json", container)
-        if mount:
-            mount_container(roots, cid)
+        with object_lock(layout.locks, "container", cid):
+            container = make_rootfs(layout, container, driver=driver, mount=mount)
     except BaseException as exc:
         _remove_files(layout, cid, name)
         if isinstance(exc, OSError):
             raise errors.from_os_error(exc, f"create container {name}") from None
         raise
-    return {**doc, "changed": True, "container": {**container, "mounted": mount}}
+    return {**doc, "changed": True, "container": container}
 
 
 def load_container(roots: Roots, ref: str) -> dict[str, Any]:
@@ -113,26 +125,22 @@ def mount_container(roots: Roots, ref: str) -> dict[str, Any]:
     """Mount the container's rootfs if it is not mounted (after a reboot, say)."""
     layout = StoreLayout(roots)
     c = load_container(roots, ref)
-    target = Path(c["rootfs"])
     with object_lock(layout.locks, "container", c["id"]):
-        target.mkdir(parents=True, exist_ok=True)
-        if not is_mounted(target):
-            mount_overlay(target, [Path(p) for p in c["lower"]], Path(c["upper"]),
-                          Path(c["work"]))
-    return {**c, "mounted": True}
+        return mount_rootfs(layout, c)
 
 
-def unmount_container(roots: Roots, ref: str, *, remove: bool = False) -> dict[str, Any]:
-    """Unmount the container's rootfs; with ``remove`` also delete its files."""
+def unmount_container(roots: Roots, ref: str, *, remove: bool = False,
+                      force: bool = False) -> dict[str, Any]:
+    """Count one user of the rootfs less and unmount at zero (``force``: unmount now);
+    with ``remove`` unmount whatever the count and delete the container's files."""
     layout = StoreLayout(roots)
     c = load_container(roots, ref)
     with object_lock(layout.locks, "container", c["id"]):
-        target = Path(c["rootfs"])
-        if target.exists() and is_mounted(target):
-            unmount(target)
+        out = unmount_rootfs(layout, c, force=force or remove)
         if remove:
             _remove_files(layout, c["id"], c["name"])
-    return {**c, "mounted": False, **({"removed": True} if remove else {})}
+            out["mounted"] = False
+    return {**out, **({"removed": True} if remove else {})}
 
 
 def remove_container(roots: Roots, ref: str) -> dict[str, Any]:
@@ -147,6 +155,7 @@ def _remove_files(layout: StoreLayout, cid: str, name: str | None) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(cdir / "container.json")
     shutil.rmtree(cdir, ignore_errors=True)
+    drop_count(layout, cid)
     mp = layout.mountpoint(cid)
     with contextlib.suppress(OSError):
         os.rmdir(mp)
@@ -171,7 +180,7 @@ def list_containers(roots: Roots) -> list[dict[str, Any]]:
             if exc.errno == errno.ENOENT:
                 continue
             raise
-        c["mounted"] = is_mounted(Path(c["rootfs"]))
+        c["mounted"] = c.get("driver") == "vfs" or is_mounted(Path(c["rootfs"]))
         out.append(c)
     out.sort(key=lambda c: c.get("created", ""))
     return out

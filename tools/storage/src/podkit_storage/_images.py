@@ -72,6 +72,7 @@ def _alive(pid: int) -> bool:
 def _unpack_layer(layout: StoreLayout, layer: dict[str, Any], chain: str,
                   progress: Progress) -> bool:
     """Unpack one layer into ``layers/<chain-hex>`` unless it is there; True if unpacked."""
+    from podkit_storage._content import content_summary
     from podkit_storage._extract import UnpackOptions, apply_layer
 
     final = layout.layer_dir(_hex(chain))
@@ -97,6 +98,7 @@ def _unpack_layer(layout: StoreLayout, layer: dict[str, Any], chain: str,
                 "chain_id": chain, "diff_id": stats.diff_id, "digest": layer["digest"],
                 "size": stats.size, "entries": stats.entries,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "content": content_summary(staging / "diff"),  # what `check` verifies
             })
             os.rename(staging, final)
             atomic.fsync_dir(layout.layers)
@@ -133,6 +135,13 @@ class _Counting:
 
 def import_image(doc: dict[str, Any], roots: Roots, progress: Progress = NULL) -> dict[str, Any]:
     """Unpack the image's layers (each once) and record the image; return the document."""
+    # Shared with other imports, exclusive with rmi/prune (_image_remove): a layer found
+    # present here cannot be reclaimed before this image's record names it.
+    with object_lock(StoreLayout(roots).locks, "images", "gc", shared=True):
+        return _import_image(doc, roots, progress)
+
+
+def _import_image(doc: dict[str, Any], roots: Roots, progress: Progress) -> dict[str, Any]:
     layout = StoreLayout(roots)
     image = dict(doc["image"])
     layers = [dict(layer) for layer in image.get("layers", [])]

@@ -8,7 +8,10 @@
     <root>/containers/<id>/{upper,work}     the container's writable overlay layer
     <root>/containers/names/<name>          name reservations (created with O_EXCL)
     <root>/locks/                           per-object flock files
+    <root>/containers/<id>/rootfs           the vfs driver's rootfs (a plain copy)
+    <root>/overlay/l/<26 chars>             short links to layer diff dirs (deep images)
     <runroot>/mounts/<id>                   the container's merged rootfs mount point
+    <runroot>/storage/<id>.json             the container's mount count
 """
 
 from __future__ import annotations
@@ -54,6 +57,18 @@ class StoreLayout:
 
     def mountpoint(self, cid: str) -> Path:
         return self.roots.runroot / "mounts" / cid
+
+    def mount_state(self, cid: str) -> Path:
+        """The container's mount count (runtime state: gone after a reboot, like mounts)."""
+        return self.roots.runroot / "storage" / f"{cid}.json"
+
+    def vfs_rootfs(self, cid: str) -> Path:
+        return self.container_dir(cid) / "rootfs"
+
+    @property
+    def overlay_links(self) -> Path:
+        """Short symlinks to layer diff dirs, for mount options that fit one page."""
+        return self.roots.root / "overlay" / "l"
 
     @property
     def empty_layer(self) -> Path:

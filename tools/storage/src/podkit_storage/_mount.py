@@ -42,13 +42,24 @@ def overlay_options(lower: list[Path], upper: Path, work: Path, base: Path | Non
             f"workdir={rel(work)}")
 
 
-def mount_overlay(target: Path, lower: list[Path], upper: Path, work: Path) -> None:
-    """Mount an overlay on ``target`` (which must exist)."""
+def mount_overlay(target: Path, lower: list[Path], upper: Path, work: Path,
+                  links_dir: Path | None = None) -> None:
+    """Mount an overlay on ``target`` (which must exist).  When the options pass one page
+    and ``links_dir`` is given, lowers go by their short links (see _overlay_links)."""
     data = overlay_options(lower, upper, work)
     base = None
-    if len(data) > _MAX_MOUNT_DATA:
+    if len(data) > _MAX_MOUNT_DATA and links_dir is not None:
+        from podkit_storage._overlay_links import ensure_links
+
+        base = links_dir.parent
+        data = overlay_options(ensure_links(links_dir, lower), upper, work, base=base)
+    elif len(data) > _MAX_MOUNT_DATA:
         base = Path(os.path.commonpath([*lower, upper, work]))
         data = overlay_options(lower, upper, work, base=base)
+    if len(data) > _MAX_MOUNT_DATA:
+        raise errors.ResourceExhausted(
+            f"mount overlay on {target}: {len(lower)} lower layers do not fit the "
+            f"{_MAX_MOUNT_DATA}-byte mount options", hint="squash the image into fewer layers")
     _mount("overlay", target, "overlay", data, base)
 
 

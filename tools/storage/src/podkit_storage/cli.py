@@ -8,6 +8,9 @@ import typer
 
 from podkit_common.cli import emit, emit_lines, make_app, read_input, run_app
 from podkit_storage import __version__
+from podkit_storage.cli_check import add_check_commands
+from podkit_storage.cli_images import add_image_commands
+from podkit_storage.cli_rootfs import add_rootfs_commands
 
 TOOL = "pod-storage"
 app = make_app(TOOL, __version__, "Store image layers and make container root filesystems "
@@ -39,6 +42,9 @@ def create(ctx: typer.Context,
                                             help="an image already in the store, instead of "
                                                  "a document on stdin"),
            no_mount: bool = typer.Option(False, "--no-mount", help="do not mount the rootfs"),
+           driver: str | None = typer.Option(None, "--driver", metavar="overlay|vfs",
+                                             help="overlay (default; falls back to vfs when "
+                                                  "it cannot mount) or vfs (a plain copy)"),
            input_path: str = typer.Option("-", "--input", metavar="FILE")) -> None:
     """Make a container root filesystem (overlay) over an imported image and mount it."""
     from podkit_storage import create_container, find_image
@@ -48,7 +54,7 @@ def create(ctx: typer.Context,
     else:
         doc = read_input(input_path)
         _schemas().validate(doc, "urn:podkit:storage:create-input")
-    emit(create_container(doc, ctx.obj.roots, name=name, mount=not no_mount))
+    emit(create_container(doc, ctx.obj.roots, name=name, mount=not no_mount, driver=driver))
 
 
 def _container_ref(ref: str | None) -> str:
@@ -82,11 +88,15 @@ def mount(ctx: typer.Context, ref: str | None = typer.Argument(None)) -> None:
 
 
 @app.command()
-def umount(ctx: typer.Context, ref: str | None = typer.Argument(None)) -> None:
-    """Unmount a container's root filesystem."""
+def umount(ctx: typer.Context, ref: str | None = typer.Argument(None),
+           force: bool = typer.Option(False, "--force", "-f",
+                                      help="unmount even if other users still count on it")
+           ) -> None:
+    """Count one user of the mount less; unmount when none is left."""
     from podkit_storage import unmount_container
 
-    emit({"changed": True, "container": unmount_container(ctx.obj.roots, _container_ref(ref))})
+    emit({"changed": True, "container": unmount_container(ctx.obj.roots, _container_ref(ref),
+                                                          force=force)})
 
 
 @app.command()
@@ -98,21 +108,16 @@ def image(ctx: typer.Context, ref: str = typer.Argument(..., help="name, id or i
 
 
 @app.command()
-def images(ctx: typer.Context) -> None:
-    """List images, one JSON document per line."""
-    from podkit_storage import list_images
-
-    emit_lines({"id": r["id"], "names": r.get("names", []), "digest": r.get("digest"),
-                "layers": len(r.get("layers", [])), "stored_at": r.get("stored_at")}
-               for r in list_images(ctx.obj.roots))
-
-
-@app.command()
 def containers(ctx: typer.Context) -> None:
     """List container root filesystems, one JSON document per line."""
     from podkit_storage import list_containers
 
     emit_lines(list_containers(ctx.obj.roots))
+
+
+add_check_commands(app)  # check, reset: cli_check.py
+add_image_commands(app)  # images, inspect, tag, untag, rmi, prune: cli_images.py
+add_rootfs_commands(app)  # diff, changes: cli_rootfs.py
 
 
 def main() -> None:

@@ -1,0 +1,421 @@
+"""Check the store: layers against their content summary, image records against their
+layers and blobs, containers against their records; find what crashes left behind.
+With ``repair`` fix what can be fixed without destroying good data.
+
+Problem kinds, and what ``repair`` does about them:
+
+    staging            .tmp-* left by a killed writer (pid gone)     removed
+    incomplete-layer   layer dir without layer.json                  removed
+    damaged-layer      diff missing or content summary mismatch      none (damaged)
+    orphan-layer       complete layer no image uses                  removed with prune_orphans
+    damaged-record     image/container record that is not JSON       removed
+    image-missing-layer  image record naming a missing layer         record removed
+    damaged-blob       manifest/config blob missing or not its digest  none (damaged)
+    blob-temp          blobs/tmp file of a killed pull (no lock held)  removed
+    incomplete-container  container dir without container.json      unmounted, removed
+    container-broken   record names a missing image layer/upper/work none
+    orphan-name        name reservation of no container              removed
+    missing-name       container whose name is not reserved for it   reserved again
+    orphan-mount       mount point of no container under runroot     unmounted, removed
+
+Output (``urn:podkit:storage:check``)::
+
+    {"changed": false, "clean": false, "problems": [
+        {"kind": "orphan-name", "object": "names/web", "detail": "…",
+         "repairable": true, "repaired": false}]}
+
+``clean`` is true when no problem is left unrepaired. The store should be quiet while
+``repair`` runs: a container being created right now looks like a crashed one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from podkit_common import atomic, errors
+from podkit_common.locks import object_lock
+from podkit_common.roots import Roots
+from podkit_storage._layout import StoreLayout
+
+#: Problem kinds a repair can never fix: content is damaged and must be fetched again.
+DAMAGED = frozenset({"damaged-layer", "damaged-blob", "container-broken"})
+
+
+@dataclass
+class Problem:
+    kind: str
+    object: str
+    detail: str
+    repairable: bool
+    fix: Callable[[], None] | None = field(default=None, repr=False)
+    repaired: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "object": self.object, "detail": self.detail,
+                "repairable": self.repairable, "repaired": self.repaired}
+
+
+def check_store(roots: Roots, *, repair: bool = False,
+                prune_orphans: bool = False) -> dict[str, Any]:
+    """Check (and with ``repair`` fix) the store; return the check document."""
+    layout = StoreLayout(roots)
+    problems: list[Problem] = []
+    layers = _check_layers(layout, problems)
+    used = _check_images(layout, layers, problems)
+    _check_orphan_layers(layout, layers, used, problems, prune_orphans)
+    _check_blobs(layout, problems)
+    _check_containers(layout, problems)
+    changed = False
+    if repair:
+        for p in problems:
+            if p.repairable and p.fix is not None:
+                try:
+                    p.fix()
+                except OSError as exc:
+                    raise errors.from_os_error(exc, f"repair {p.kind} {p.object}") from None
+                p.repaired = changed = True
+    clean = all(p.repaired for p in problems)
+    return {"changed": changed, "clean": clean, "problems": [p.as_dict() for p in problems]}
+
+
+def exit_code_of(report: dict[str, Any]) -> int:
+    """0 clean; 6 (VerificationFailed) if content is damaged; else 5 (Conflict)."""
+    left = [p for p in report["problems"] if not p["repaired"]]
+    if not left:
+        return 0
+    if any(p["kind"] in DAMAGED for p in left):
+        return errors.VerificationFailed.exit_code
+    return errors.Conflict.exit_code
+
+
+# -- helpers ---------------------------------------------------------------------------
+
+def _entries(path: Path) -> list[os.DirEntry[str]]:
+    try:
+        return sorted(os.scandir(path), key=lambda e: e.name)
+    except FileNotFoundError:
+        return []
+
+
+def _staging_pid(name: str) -> int | None:
+    """The pid in a staging name: ``.tmp-<chain>.<pid>`` or ``.tmp-<file>.<pid>.<rand>``."""
+    parts = name.split(".")
+    for candidate in (parts[-1], parts[-2] if len(parts) > 2 else ""):
+        if candidate.isdigit():
+            return int(candidate)
+    return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove(path: Path) -> Callable[[], None]:
+    """Remove a file or a real directory; a symlink is unlinked, never followed."""
+    def fix() -> None:
+        if path.is_symlink() or not path.is_dir():
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+        else:
+            shutil.rmtree(path)
+    return fix
+
+
+def _staging(problems: list[Problem], root: Path, entry: os.DirEntry[str], where: str) -> bool:
+    if not entry.name.startswith(atomic.TMP_PREFIX):
+        return False
+    pid = _staging_pid(entry.name)
+    if pid is not None and pid != os.getpid() and _alive(pid):
+        return True  # a writer is at work right now
+    problems.append(Problem("staging", f"{where}/{entry.name}",
+                            "left by a writer that is gone", True,
+                            _remove(root / entry.name)))
+    return True
+
+
+def _read_record(path: Path) -> dict[str, Any] | None:
+    try:
+        doc = atomic.read_json(path)
+    except FileNotFoundError:
+        return None
+    except errors.PodkitError:
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return "sha256:" + h.hexdigest()
+
+
+# -- layers ----------------------------------------------------------------------------
+
+def _check_layers(layout: StoreLayout, problems: list[Problem]) -> set[str]:
+    """Verify every complete layer; return the chain hexes of complete layers."""
+    from podkit_storage._content import ALGORITHM, content_summary
+
+    complete: set[str] = set()
+    for entry in _entries(layout.layers):
+        if _staging(problems, layout.layers, entry, "layers"):
+            continue
+        if entry.name == layout.empty_layer.name:
+            continue
+        path = Path(entry.path)
+        obj = f"layers/{entry.name}"
+        if entry.is_symlink() or not entry.is_dir():
+            problems.append(Problem("incomplete-layer", obj, "not a directory", True,
+                                    _remove(path)))
+            continue
+        meta = _read_record(path / "layer.json")
+        if meta is None:
+            problems.append(Problem("incomplete-layer", obj, "no layer.json: a killed import",
+                                    True, _locked_layer_removal(layout, entry.name)))
+            continue
+        complete.add(entry.name)
+        diff = path / "diff"
+        if diff.is_symlink() or not diff.is_dir():
+            problems.append(Problem("damaged-layer", obj, "diff directory is missing", False))
+            continue
+        summary = meta.get("content")
+        if not isinstance(summary, dict) or summary.get("algorithm") != ALGORITHM:
+            continue  # imported before summaries existed: presence is all we can check
+        try:
+            now = content_summary(diff)
+        except OSError as exc:
+            problems.append(Problem("damaged-layer", obj, f"cannot read: {exc}", False))
+            continue
+        if now["digest"] != summary.get("digest"):
+            problems.append(Problem(
+                "damaged-layer", obj,
+                f"content changed: {now['entries']} entries, {now['bytes']} bytes now; "
+                f"{summary.get('entries')} entries, {summary.get('bytes')} bytes at import",
+                False))
+    return complete
+
+
+def _locked_layer_removal(layout: StoreLayout, chain_hex: str) -> Callable[[], None]:
+    def fix() -> None:
+        with object_lock(layout.locks, "layer", chain_hex, timeout=5):
+            path = layout.layer_dir(chain_hex)
+            if not (path / "layer.json").exists():
+                _remove(path)()
+    return fix
+
+
+def _check_orphan_layers(layout: StoreLayout, complete: set[str], used: set[str],
+                         problems: list[Problem], prune: bool) -> None:
+    for chain_hex in sorted(complete - used):
+        problems.append(Problem(
+            "orphan-layer", f"layers/{chain_hex}",
+            "no image uses it (a re-import reuses it; --prune-orphans removes it)", True,
+            _locked_layer_removal_any(layout, chain_hex) if prune else None))
+
+
+def _locked_layer_removal_any(layout: StoreLayout, chain_hex: str) -> Callable[[], None]:
+    def fix() -> None:
+        with object_lock(layout.locks, "layer", chain_hex, timeout=5):
+            _remove(layout.layer_dir(chain_hex))()
+    return fix
+
+
+# -- images and blobs ------------------------------------------------------------------
+
+def _check_images(layout: StoreLayout, complete: set[str], problems: list[Problem]) -> set[str]:
+    """Check every image record; return the chain hexes they use."""
+    used: set[str] = set()
+    for entry in _entries(layout.images):
+        if _staging(problems, layout.images, entry, "images"):
+            continue
+        if not entry.name.endswith(".json"):
+            continue
+        path = Path(entry.path)
+        obj = f"images/{entry.name}"
+        record = _read_record(path)
+        if not record or not isinstance(record.get("layers"), list):
+            problems.append(Problem("damaged-record", obj, "not an image record", True,
+                                    _remove(path)))
+            continue
+        chains = [str(la.get("chain_id", "")).partition(":")[2]
+                  for la in record["layers"] if isinstance(la, dict)]
+        missing = [c for c in chains if c not in complete]
+        if missing:
+            problems.append(Problem(
+                "image-missing-layer", obj,
+                f"{len(missing)} of its {len(chains)} layers are missing (pull it again)",
+                True, _remove(path)))
+            continue
+        used.update(chains)
+        for key, digest_key in (("manifest_path", "digest"), ("config_path", "config_digest")):
+            blob, digest = record.get(key), record.get(digest_key)
+            if not blob or not digest:
+                continue
+            try:
+                actual = _file_digest(Path(blob))
+            except FileNotFoundError:
+                problems.append(Problem("damaged-blob", blob, f"{key} of image "
+                                        f"{record.get('id')} is missing", False))
+                continue
+            if actual != digest:
+                problems.append(Problem("damaged-blob", blob,
+                                        f"hashes to {actual}, not {digest}", False))
+    return used
+
+
+def _check_blobs(layout: StoreLayout, problems: list[Problem]) -> None:
+    tmp = layout.roots.root / "blobs" / "tmp"
+    for entry in _entries(tmp):
+        # .partial files are resumable downloads, kept on purpose for the next pull.
+        if entry.name.endswith(".partial") or entry.name.startswith("."):
+            continue
+        prefix = entry.name.split("-", 1)[0]
+        if _blob_lock_held(layout, prefix):
+            continue
+        problems.append(Problem("blob-temp", f"blobs/tmp/{entry.name}",
+                                "left by a killed pull", True, _remove(Path(entry.path))))
+
+
+def _blob_lock_held(layout: StoreLayout, hex_prefix: str) -> bool:
+    """Whether a pull holds the lock of a blob whose digest starts with ``hex_prefix``."""
+    for entry in _entries(layout.locks):
+        if not (entry.name.startswith("blob-") and hex_prefix in entry.name):
+            continue
+        fd = os.open(entry.path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        finally:
+            os.close(fd)
+    return False
+
+
+# -- containers ------------------------------------------------------------------------
+
+def _check_containers(layout: StoreLayout, problems: list[Problem]) -> None:
+    from podkit_storage._images import list_images
+
+    chains_ok = {e.name for e in _entries(layout.layers)
+                 if (Path(e.path) / "layer.json").exists()}
+    image_ids = {r.get("id") for r in list_images(layout.roots)}
+    live: dict[str, str] = {}
+    for entry in _entries(layout.containers):
+        if entry.name == layout.names.name:
+            continue
+        if _staging(problems, layout.containers, entry, "containers"):
+            continue
+        if len(entry.name) != 64 or entry.name.strip("0123456789abcdef"):
+            continue  # not a container dir: not ours to judge
+        obj = f"containers/{entry.name}"
+        record = _read_record(Path(entry.path) / "container.json")
+        if not record:
+            what = "no container.json: a killed create" if record is None else \
+                "container.json is not a record"
+            problems.append(Problem("incomplete-container", obj, what, True,
+                                    _container_removal(layout, entry.name)))
+            continue
+        live[entry.name] = str(record.get("name", ""))
+        broken = [p for p in record.get("lower", [])
+                  if Path(p) != layout.empty_layer and Path(p).parent.name not in chains_ok]
+        broken += [p for p in (record.get("upper"), record.get("work"))
+                   if p and not Path(p).is_dir()]
+        if record.get("image_id") not in image_ids:
+            problems.append(Problem("container-broken", obj,
+                                    f"its image {record.get('image_id')} is gone", False))
+        elif broken:
+            problems.append(Problem("container-broken", obj,
+                                    f"missing: {', '.join(broken)}", False))
+    _check_names(layout, live, problems)
+    _check_mounts(layout, live, problems)
+
+
+def _container_removal(layout: StoreLayout, cid: str) -> Callable[[], None]:
+    def fix() -> None:
+        from podkit_storage._mount import is_mounted, unmount
+
+        with object_lock(layout.locks, "container", cid, timeout=5):
+            if (layout.container_dir(cid) / "container.json").exists():
+                return
+            mp = layout.mountpoint(cid)
+            if mp.exists() and is_mounted(mp):
+                unmount(mp)
+            _remove(layout.container_dir(cid))()
+            with contextlib.suppress(OSError):
+                os.rmdir(mp)
+    return fix
+
+
+def _check_names(layout: StoreLayout, live: dict[str, str], problems: list[Problem]) -> None:
+    owners: dict[str, str] = {}
+    for entry in _entries(layout.names):
+        if _staging(problems, layout.names, entry, "containers/names"):
+            continue
+        try:
+            owner = Path(entry.path).read_text().strip()
+        except OSError:
+            owner = ""
+        owners[entry.name] = owner
+        if owner not in live:
+            problems.append(Problem("orphan-name", f"containers/names/{entry.name}",
+                                    f"reserved for {owner or 'nobody'}, which does not exist",
+                                    True, _remove(Path(entry.path))))
+    for cid, name in sorted(live.items()):
+        if name and owners.get(name) != cid:
+            problems.append(Problem("missing-name", f"containers/{cid}",
+                                    f'its name "{name}" is not reserved for it', True,
+                                    _reserve(layout, name, cid)))
+
+
+def _reserve(layout: StoreLayout, name: str, cid: str) -> Callable[[], None]:
+    def fix() -> None:
+        layout.names.mkdir(parents=True, exist_ok=True)
+        path = layout.names / name
+        # Only a dangling reservation (its owner gone) is replaced; a live one stays.
+        with contextlib.suppress(FileNotFoundError):
+            owner = path.read_text().strip()
+            if (layout.container_dir(owner) / "container.json").exists():
+                return
+            os.unlink(path)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(cid)
+    return fix
+
+
+def _check_mounts(layout: StoreLayout, live: dict[str, str], problems: list[Problem]) -> None:
+    mounts = layout.roots.runroot / "mounts"
+    for entry in _entries(mounts):
+        if entry.name in live:
+            continue
+        problems.append(Problem("orphan-mount", f"runroot/mounts/{entry.name}",
+                                "mount point of no container", True,
+                                _mountpoint_removal(Path(entry.path))))
+
+
+def _mountpoint_removal(mp: Path) -> Callable[[], None]:
+    def fix() -> None:
+        from podkit_storage._mount import is_mounted, unmount
+
+        if not mp.is_symlink() and is_mounted(mp):
+            unmount(mp)
+        if mp.is_symlink() or not mp.is_dir():
+            os.unlink(mp)
+        else:
+            os.rmdir(mp)
+    return fix
