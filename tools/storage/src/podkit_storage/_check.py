@@ -1,4 +1,4 @@
-"""Check the store: layers against their content summary, image records against their
+"""Check the store: layers against their blobs unpacked afresh, image records against their
 layers and blobs, containers against their records; find what crashes left behind.
 With ``repair`` fix what can be fixed without destroying good data.
 
@@ -6,7 +6,7 @@ Problem kinds, and what ``repair`` does about them:
 
     staging            .tmp-* left by a killed writer (pid gone)     removed
     incomplete-layer   layer dir without layer.json                  removed
-    damaged-layer      diff missing or content summary mismatch      none (damaged)
+    damaged-layer      diff missing or differs from its blob        none (damaged)
     orphan-layer       complete layer no image uses                  removed with prune_orphans
     damaged-record     image/container record that is not JSON       removed
     image-missing-layer  image record naming a missing layer         record removed
@@ -193,21 +193,49 @@ def _check_layers(layout: StoreLayout, problems: list[Problem]) -> set[str]:
         if diff.is_symlink() or not diff.is_dir():
             problems.append(Problem("damaged-layer", obj, "diff directory is missing", False))
             continue
-        summary = meta.get("content")
-        if not isinstance(summary, dict) or summary.get("algorithm") != ALGORITHM:
-            continue  # imported before summaries existed: presence is all we can check
         try:
+            summary = meta.get("content") or _expected_summary(layout, entry.name, meta)
+            if not isinstance(summary, dict) or summary.get("algorithm") != ALGORITHM:
+                continue  # no blob to compare with: presence is all we can check
             now = content_summary(diff)
         except OSError as exc:
             problems.append(Problem("damaged-layer", obj, f"cannot read: {exc}", False))
+            continue
+        except errors.PodkitError as exc:
+            problems.append(Problem("damaged-blob", obj, f"layer blob: {exc.message}", False))
             continue
         if now["digest"] != summary.get("digest"):
             problems.append(Problem(
                 "damaged-layer", obj,
                 f"content changed: {now['entries']} entries, {now['bytes']} bytes now; "
-                f"{summary.get('entries')} entries, {summary.get('bytes')} bytes at import",
+                f"{summary.get('entries')} entries, {summary.get('bytes')} bytes in its blob",
                 False))
     return complete
+
+
+def _expected_summary(layout: StoreLayout, chain_hex: str,
+                      meta: dict[str, Any]) -> dict[str, Any] | None:
+    """What the layer's diff must hold: its blob unpacked afresh (verified against the
+    diff_id) into a scratch dir and summarised; None when the blob is gone. Like
+    containers/storage checking against tar-split, but paid only by `check`."""
+    from podkit_storage._content import content_summary
+    from podkit_storage._extract import UnpackOptions, apply_layer
+    from podkit_storage._images import compression_of
+
+    blob = meta.get("blob")
+    if not isinstance(blob, str) or not os.path.isfile(blob):
+        return None
+    scratch = layout.layers / f"{atomic.TMP_PREFIX}check-{chain_hex}.{os.getpid()}"
+    shutil.rmtree(scratch, ignore_errors=True)
+    try:
+        scratch.mkdir(parents=True)
+        with open(blob, "rb") as src:
+            apply_layer(src, scratch, compression=compression_of(meta.get("media_type", "")),
+                        expected_diff_id=meta.get("diff_id"),
+                        options=UnpackOptions(same_owner=os.geteuid() == 0))
+        return content_summary(scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _locked_layer_removal(layout: StoreLayout, chain_hex: str) -> Callable[[], None]:

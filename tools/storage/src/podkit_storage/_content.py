@@ -1,7 +1,8 @@
 """A compact content summary of an unpacked layer, so ``check`` can tell it is intact.
 
-Once a layer is unpacked there is no tar left to hash against its diff_id, so import
-records a digest over what the diff dir holds, and ``check`` recomputes it. Like
+Once a layer is unpacked there is no tar left to hash against its diff_id, so ``check``
+unpacks the layer's blob afresh into a scratch dir and compares the summaries of the two
+trees (import pays nothing for it; layers from an older import carry a summary). Like
 containers/storage's per-layer file list, it covers every entry's path, type, mode,
 owner, size, link target, device number and xattrs, plus the bytes of each regular
 file. Times are left out: they say nothing about whether the content is right.

@@ -72,7 +72,6 @@ def _alive(pid: int) -> bool:
 def _unpack_layer(layout: StoreLayout, layer: dict[str, Any], chain: str,
                   progress: Progress) -> bool:
     """Unpack one layer into ``layers/<chain-hex>`` unless it is there; True if unpacked."""
-    from podkit_storage._content import content_summary
     from podkit_storage._extract import UnpackOptions, apply_layer
 
     final = layout.layer_dir(_hex(chain))
@@ -98,7 +97,8 @@ def _unpack_layer(layout: StoreLayout, layer: dict[str, Any], chain: str,
                 "chain_id": chain, "diff_id": stats.diff_id, "digest": layer["digest"],
                 "size": stats.size, "entries": stats.entries,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "content": content_summary(staging / "diff"),  # what `check` verifies
+                # What `check` re-unpacks to verify the diff: no extra work at import.
+                "blob": str(layer["path"]), "media_type": layer.get("media_type", ""),
             })
             os.rename(staging, final)
             atomic.fsync_dir(layout.layers)
