@@ -64,3 +64,32 @@ def read_json(path: str | os.PathLike[str]) -> Any:
 
     with open(path, "rb") as fh:
         return loads(fh.read(), what=os.fspath(path))
+
+
+def writer_pid(name: str) -> int | None:
+    """The pid a temporary or staging name carries: ``.tmp-<name>.<pid>`` or
+    ``.tmp-<name>.<pid>.<rand>`` (as :func:`temp_path_for` makes them)."""
+    if not name.startswith(TMP_PREFIX):
+        return None
+    parts = name.split(".")
+    for candidate in (parts[-1], parts[-2] if len(parts) > 2 else ""):
+        if candidate.isdigit():
+            return int(candidate)
+    return None
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (so its half-made files may still grow)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def abandoned(name: str) -> bool:
+    """A temporary name whose writer is gone: it will never be finished."""
+    pid = writer_pid(name)
+    return pid is not None and pid != os.getpid() and not pid_alive(pid)

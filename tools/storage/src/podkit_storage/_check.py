@@ -105,25 +105,6 @@ def _entries(path: Path) -> list[os.DirEntry[str]]:
         return []
 
 
-def _staging_pid(name: str) -> int | None:
-    """The pid in a staging name: ``.tmp-<chain>.<pid>`` or ``.tmp-<file>.<pid>.<rand>``."""
-    parts = name.split(".")
-    for candidate in (parts[-1], parts[-2] if len(parts) > 2 else ""):
-        if candidate.isdigit():
-            return int(candidate)
-    return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _remove(path: Path) -> Callable[[], None]:
     """Remove a file or a real directory; a symlink is unlinked, never followed."""
     def fix() -> None:
@@ -138,8 +119,8 @@ def _remove(path: Path) -> Callable[[], None]:
 def _staging(problems: list[Problem], root: Path, entry: os.DirEntry[str], where: str) -> bool:
     if not entry.name.startswith(atomic.TMP_PREFIX):
         return False
-    pid = _staging_pid(entry.name)
-    if pid is not None and pid != os.getpid() and _alive(pid):
+    pid = atomic.writer_pid(entry.name)
+    if pid is not None and pid != os.getpid() and atomic.pid_alive(pid):
         return True  # a writer is at work right now
     problems.append(Problem("staging", f"{where}/{entry.name}",
                             "left by a writer that is gone", True,

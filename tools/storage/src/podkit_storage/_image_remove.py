@@ -34,7 +34,7 @@ from typing import Any
 from podkit_common import atomic, errors
 from podkit_common.locks import object_lock
 from podkit_common.roots import Roots
-from podkit_storage._images import _alive, find_image, list_images
+from podkit_storage._images import find_image, list_images
 from podkit_storage._layout import StoreLayout
 
 TOMBSTONE = f"{atomic.TMP_PREFIX}rmi-"
@@ -174,8 +174,7 @@ def _finish_interrupted(layout: StoreLayout, freed: _Freed, report: dict[str, An
     for entry in entries:
         if not entry.name.startswith(TOMBSTONE):
             continue
-        pid = entry.name.rsplit(".", 1)[-1]
-        if not pid.isdigit() or _alive(int(pid)):
+        if not atomic.abandoned(entry.name):
             continue
         try:
             record = atomic.read_json(entry.path)

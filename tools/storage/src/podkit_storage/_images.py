@@ -52,21 +52,8 @@ def _sweep_staging(layout: StoreLayout) -> None:
     except FileNotFoundError:
         return
     for entry in entries:
-        if not entry.name.startswith(atomic.TMP_PREFIX):
-            continue
-        pid = entry.name.rsplit(".", 1)[-1]
-        if pid.isdigit() and not _alive(int(pid)):
+        if atomic.abandoned(entry.name):
             shutil.rmtree(entry.path, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _unpack_layer(layout: StoreLayout, layer: dict[str, Any], chain: str,
