@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 from podkit_common.errors import (
     AuthenticationFailed,
     NotFound,
-    NotImplementedYet,
     RemoteError,
     UsageError,
     VerificationFailed,
@@ -33,22 +32,16 @@ from podkit_common.errors import (
 from podkit_image_pull._digest import DigestHasher, parse_digest
 from podkit_image_pull._manifest import (
     ACCEPT_ALL,
-    INDEX_TYPES,
-    MANIFEST_TYPES,
     MAX_CONFIG_BYTES,
     Descriptor,
     Platform,
-    check_supported,
     host_platform,
-    media_type_of,
-    parse_index,
+    image_platform,
     parse_json_object,
     parse_manifest,
     parse_platform,
-    platform_of,
-    select_platform,
 )
-from podkit_image_pull._source import ImageSource, RegistrySource, with_source
+from podkit_image_pull._source import ImageSource, RegistrySource, choose_manifest, with_source
 
 if TYPE_CHECKING:
     import httpx
@@ -138,33 +131,14 @@ def list_tags(reference: str, *, tls_verify: bool | None = None,
 def resolve_image(source: ImageSource, want: Platform) -> ResolvedImage:
     """Fetch and verify the manifest ``source`` was opened on (choosing ``want`` from a
     list) and its config; read nothing else."""
-    top, content_type, top_digest = source.get_manifest(source.reference, ACCEPT_ALL)
-    body, digest = top, top_digest
-    doc = parse_json_object(body, f"manifest {source.description}@{digest}")
-    media_type = media_type_of(doc, content_type)
-    check_supported(media_type)
-    index_digest = None
-    entry_platform = None
-    if media_type in INDEX_TYPES:
-        entry = select_platform(parse_index(doc), want)
-        entry_platform = platform_of(entry.platform or {}, None)
-        index_digest = digest
-        body, content_type, digest = source.get_manifest(entry.digest, MANIFEST_TYPES)
-        doc = parse_json_object(body, f"manifest {source.description}@{digest}")
-        media_type = media_type_of(doc, content_type)
-        check_supported(media_type)
-        if media_type in INDEX_TYPES:
-            raise NotImplementedYet(f"manifest list {index_digest} nests another index "
-                                    f"({digest}); that is not supported yet")
+    chosen = choose_manifest(source, want)
+    doc = chosen.doc
     config_desc, layers = parse_manifest(doc)
     config_bytes = read_config(source, config_desc)
     config = parse_json_object(config_bytes, f"image config {config_desc.digest}")
-    found = platform_of(config, entry_platform)
-    if found.variant is None and entry_platform is not None and entry_platform.variant \
-            and entry_platform.architecture == found.architecture:
-        found = Platform(found.os, found.architecture, entry_platform.variant)
-    return ResolvedImage(top, top_digest, index_digest, doc, digest, media_type, config_desc,
-                         layers, config_bytes, config, found)
+    return ResolvedImage(chosen.top, chosen.top_digest, chosen.index_digest, doc,
+                         chosen.digest, chosen.media_type, config_desc, layers, config_bytes,
+                         config, image_platform(config, chosen.entry_platform))
 
 
 def read_config(source: ImageSource, desc: Descriptor) -> bytes:

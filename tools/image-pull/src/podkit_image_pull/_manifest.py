@@ -245,3 +245,13 @@ def platform_of(config: dict[str, Any], fallback: Platform | None) -> Platform:
         return fallback
     variant = config.get("variant")
     return Platform(os_name, arch, variant if isinstance(variant, str) and variant else None)
+
+
+def image_platform(config: dict[str, Any], entry: Platform | None) -> Platform:
+    """The platform an image config declares, completed by the variant of the index entry
+    it was chosen by (configs often omit the variant)."""
+    found = platform_of(config, entry)
+    if found.variant is None and entry is not None and entry.variant \
+            and entry.architecture == found.architecture:
+        found = Platform(found.os, found.architecture, entry.variant)
+    return found

@@ -20,31 +20,29 @@ from contextlib import closing, contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from podkit_common.errors import NotImplementedYet, RemoteError, VerificationFailed
+from podkit_common.errors import RemoteError, VerificationFailed
 from podkit_common.progress import NULL, Progress
 from podkit_image_pull._blobs import BlobStore
 from podkit_image_pull._manifest import (
-    ACCEPT_ALL,
-    INDEX_TYPES,
-    MANIFEST_TYPES,
     MAX_CONFIG_BYTES,
     Descriptor,
     Platform,
     check_image_config,
-    check_supported,
     diff_ids_of,
     host_platform,
-    media_type_of,
-    parse_index,
+    image_platform,
     parse_json_object,
     parse_manifest,
     parse_platform,
-    platform_of,
-    select_platform,
 )
 from podkit_image_pull._reference import ImageReference, parse_reference
 from podkit_image_pull._retry import RetryPolicy
-from podkit_image_pull._source import BlobStream, RegistrySource, open_local_source
+from podkit_image_pull._source import (
+    BlobStream,
+    RegistrySource,
+    choose_manifest,
+    open_local_source,
+)
 from podkit_image_pull._trust import TrustCheck, load_trust
 
 if TYPE_CHECKING:
@@ -137,17 +135,9 @@ class _Pull:
 
     def run(self) -> dict[str, Any]:
         ref = self.ref
-        body, digest, media_type, doc = self._manifest(self.source.reference, ACCEPT_ALL)
-        index: tuple[bytes, str] | None = None
-        entry_platform: Platform | None = None
-        if media_type in INDEX_TYPES:
-            entry = select_platform(parse_index(doc), self.want)
-            entry_platform = platform_of(entry.platform or {}, None)
-            index = (body, digest)
-            body, digest, media_type, doc = self._manifest(entry.digest, MANIFEST_TYPES)
-            if media_type in INDEX_TYPES:
-                raise NotImplementedYet(f"manifest list {index[1]} nests another index "
-                                        f"({digest}); that is not supported yet")
+        chosen = choose_manifest(self.source, self.want)
+        body, digest, media_type, doc = chosen.body, chosen.digest, chosen.media_type, chosen.doc
+        index = (chosen.top, chosen.top_digest) if chosen.index_digest is not None else None
 
         # The trust policy: the manifest digest is known, nothing is stored yet.
         trust = self.trust.check(ref, digest, body, self.source) if self.trust else None
@@ -161,7 +151,7 @@ class _Pull:
             raise VerificationFailed(
                 f"image {ref.name}: the manifest lists {len(layers)} layers but the config "
                 f"has {len(diff_ids)} diff_ids", hint="the image is broken; push it again")
-        image_platform = self._platform(config, entry_platform)
+        found_platform = self._platform(config, chosen.entry_platform)
 
         changed |= self._layers(layers)
         # Metadata last: a stored manifest promises that everything it names is stored.
@@ -179,7 +169,7 @@ class _Pull:
             "id": config_desc.digest.split(":", 1)[1],
             "config_digest": config_desc.digest,
             "root": str(self.store.root),
-            "platform": image_platform.as_dict(),
+            "platform": found_platform.as_dict(),
             "manifest_path": str(self.store.path(digest)),
             "config_path": str(self.store.path(config_desc.digest)),
             "config": config,
@@ -188,14 +178,6 @@ class _Pull:
                         "path": str(self.store.path(layer.digest))}
                        for layer, diff_id in zip(layers, diff_ids, strict=True)],
         }}
-
-    def _manifest(self, reference: str,
-                  accept: tuple[str, ...]) -> tuple[bytes, str, str, dict[str, Any]]:
-        body, content_type, digest = self.source.get_manifest(reference, accept)
-        doc = parse_json_object(body, f"manifest {self.source.description}@{digest}")
-        media_type = media_type_of(doc, content_type)
-        check_supported(media_type)
-        return body, digest, media_type, doc
 
     def _config(self, desc: Descriptor) -> tuple[dict[str, Any], bool]:
         if desc.size > MAX_CONFIG_BYTES:
@@ -208,10 +190,7 @@ class _Pull:
         return parse_json_object(data, f"image config {desc.digest}"), written
 
     def _platform(self, config: dict[str, Any], entry: Platform | None) -> Platform:
-        found = platform_of(config, entry)
-        if found.variant is None and entry is not None and entry.variant \
-                and entry.architecture == found.architecture:
-            found = Platform(found.os, found.architecture, entry.variant)
+        found = image_platform(config, entry)
         if (found.os, found.architecture) != (self.want.os, self.want.architecture):
             self.progress.message(f"warning: image platform {found} does not match the "
                                   f"expected platform {self.want}")

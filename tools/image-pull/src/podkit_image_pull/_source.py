@@ -24,6 +24,7 @@ from podkit_common.errors import NotImplementedYet
 if TYPE_CHECKING:
     import httpx
 
+    from podkit_image_pull._manifest import Platform
     from podkit_image_pull._reference import ImageReference
     from podkit_image_pull._registry import RegistryClient
 
@@ -159,3 +160,52 @@ def open_local_source(ref: ImageReference) -> ImageSource:
 
         return DockerArchiveSource.open(ref)
     raise NotImplementedYet(f"the {ref.transport}: transport is not supported yet")
+
+
+@dataclass(frozen=True)
+class ChosenManifest:
+    """The manifest a source was opened on, or the child a list/index chose for ``want``."""
+
+    top: bytes                      # what the reference named (the list, or the manifest)
+    top_digest: str
+    index_digest: str | None        # set when ``top`` is a list/index
+    body: bytes                     # the image manifest
+    digest: str
+    media_type: str
+    doc: dict[str, Any]
+    entry_platform: Platform | None  # the platform the index entry declared
+
+
+def fetch_manifest(source: ImageSource, reference: str,
+                   accept: tuple[str, ...]) -> tuple[bytes, str, str, dict[str, Any]]:
+    """One manifest: its bytes (digest-checked by the source), digest, media type, parsed."""
+    from podkit_image_pull._manifest import check_supported, media_type_of, parse_json_object
+
+    body, content_type, digest = source.get_manifest(reference, accept)
+    doc = parse_json_object(body, f"manifest {source.description}@{digest}")
+    media_type = media_type_of(doc, content_type)
+    check_supported(media_type)
+    return body, digest, media_type, doc
+
+
+def choose_manifest(source: ImageSource, want: Platform) -> ChosenManifest:
+    """Fetch what the source was opened on; from a list/index, the child for ``want``."""
+    from podkit_image_pull._manifest import (
+        ACCEPT_ALL,
+        INDEX_TYPES,
+        MANIFEST_TYPES,
+        parse_index,
+        platform_of,
+        select_platform,
+    )
+
+    top, top_digest, media_type, doc = fetch_manifest(source, source.reference, ACCEPT_ALL)
+    if media_type not in INDEX_TYPES:
+        return ChosenManifest(top, top_digest, None, top, top_digest, media_type, doc, None)
+    entry = select_platform(parse_index(doc), want)
+    body, digest, media_type, doc = fetch_manifest(source, entry.digest, MANIFEST_TYPES)
+    if media_type in INDEX_TYPES:
+        raise NotImplementedYet(f"manifest list {top_digest} nests another index "
+                                f"({digest}); that is not supported yet")
+    return ChosenManifest(top, top_digest, top_digest, body, digest, media_type, doc,
+                          platform_of(entry.platform or {}, None))
