@@ -15,40 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from tests.testbed.env import delete_runc_containers, kill_pidfile_processes, unmount_all_under
+from tests.testbed.podman import containers_conf, storage_conf
 
 from .runner import BenchFailure, base_env, check_output, count_files
 
 PODMAN = "podman"
 RUNC_STATE = Path("/run/runc")  # shadowed by the sandbox: only the bench's containers
-
-
-def containers_conf(base: Path) -> str:
-    """containers.conf for this host (see MACHINE-NOTES): runc + cgroupfs, no ulimits."""
-    return f"""\
-[containers]
-default_ulimits = []
-
-[engine]
-runtime = "runc"
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-# Locks as files in --tmpdir rather than the host-wide /dev/shm/libpod_lock segment.
-lock_type = "file"
-image_copy_tmp_dir = "{base / "image-copy"}"
-
-[network]
-network_config_dir = "{base / "networks"}"
-"""
-
-
-def storage_conf(root: Path, runroot: Path) -> str:
-    """storage.conf: the overlay driver (what podkit uses), native mounts, our roots."""
-    return f"""\
-[storage]
-driver = "overlay"
-graphroot = "{root}"
-runroot = "{runroot}"
-"""
 
 
 class Podman:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Bring a fresh Debian 12 machine (as root) to where podkit runs and its tests pass:
 # the real components (runc, conmon, CNI plugins, iptables), the test bed's parts
-# (busybox-static, docker-registry, and skopeo/umoci as oracles), uv and the workspace.
+# (busybox-static, docker-registry, and skopeo/umoci/podman and the OCI runtime-spec
+# schema as oracles), uv and the workspace.
 # Idempotent, and quick when everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +12,7 @@ APT_PACKAGES=(
   busybox-static docker-registry skopeo umoci catatonit
   jq tmux python3 python3-venv python3-pip ca-certificates
   gnupg openssl apache2-utils
+  podman golang-github-containers-common golang-github-opencontainers-specs-dev
 )
 
 log() { printf 'install: %s\n' "$*" >&2; }

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.testbed.env import podkit_environment
+from tests.testbed.podman import PodmanOracle
+from tests.testbed.podman import available as podman_available
 from tests.testbed.probes import PROBES
 from tests.testbed.registry import LocalRegistry, RegistryError
 from tests.testbed.standard import StandardImages, push_standard
@@ -57,3 +59,20 @@ def podkit_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     """
     with podkit_environment(tmp_path) as env:
         yield env
+
+
+@pytest.fixture
+def podman(tmp_path: Path, registry: LocalRegistry) -> Iterator[PodmanOracle]:
+    """podman as an oracle (tests/testbed/podman.py): its own roots under tmp_path, its
+    own mount namespace, the test registry allowed over plain HTTP. Containers made with
+    it must use --network none. Skipped, with the reason, where podman is missing."""
+    reason = podman_available()
+    if reason:
+        pytest.skip(f"needs podman as an oracle: {reason}")
+    oracle = PodmanOracle(tmp_path / "podman", insecure_registries=[registry.url])
+    try:
+        yield oracle
+    finally:
+        problems = oracle.close()
+        if problems:
+            print("podman oracle cleanup:", *problems, sep="\n  ")

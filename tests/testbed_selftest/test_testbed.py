@@ -304,3 +304,20 @@ def test_testbed_never_imports_podkit() -> None:
             elif isinstance(node, ast.ImportFrom) and node.module:
                 names = [node.module]
             assert not [n for n in names if n.startswith("podkit")], f"{path} imports {names}"
+
+
+@pytest.mark.root
+@pytest.mark.registry
+def test_podman_oracle_pulls_and_inits_in_its_own_namespace(podman, images) -> None:
+    """The oracle pulls from the test registry, writes a bundle, and leaves the host's
+    /run/runc untouched (its runc state lives in the oracle's namespace)."""
+    before = set(os.listdir("/run/runc")) if os.path.isdir("/run/runc") else set()
+    ref = images.ref("busybox:latest").removeprefix("docker://")
+    image_id = podman.pull(ref)
+    assert len(image_id) == 64
+    podman.run("create", "--name", "oracle-probe", "--network", "none", ref, "true")
+    podman.run("init", "oracle-probe")
+    config = podman.bundle_config("oracle-probe")
+    assert config["process"]["args"] == ["true"]
+    after = set(os.listdir("/run/runc")) if os.path.isdir("/run/runc") else set()
+    assert after == before
