@@ -36,6 +36,8 @@ def make_env(root: Path, runroot: Path, base: dict[str, str] | None = None) -> d
     env["PODKIT_ROOT"] = str(root)
     env["PODKIT_RUNROOT"] = str(runroot)
     env["PATH"] = os.pathsep.join([str(venv_bin()), env.get("PATH", os.defpath)])
+    # `pod run` defaults to the bridge network (a route outside): tests ask for it explicitly.
+    env["PODKIT_NETWORK"] = "none"
     return env
 
 

@@ -78,15 +78,22 @@ def writer_pid(name: str) -> int | None:
     return None
 
 
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this pid exists (so its half-made files may still grow)."""
+def pid_alive(pid: int | None) -> bool:
+    """Whether a live process with this pid exists (so its half-made files may still
+    grow, its locks still be held); a zombie counts as gone."""
+    if not pid:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def abandoned(name: str) -> bool:
