@@ -177,7 +177,7 @@ def run(args: argparse.Namespace, chosen: list[Any]) -> dict[str, Any]:
         regconf.write_text(REGISTRIES_CONF)
         pk = podkit.Podkit(box.dir("podkit"), regconf)
         pm = podman.Podman(box.dir("podman"), regconf)
-        ctx = Context(reg.url, pushed, pk, pm, box.dir("logs"))
+        ctx = Context(reg.url, pushed, pk, pm, box.dir("logs"), quick=args.quick)
         try:
             pm.reset()
             pk.reset()

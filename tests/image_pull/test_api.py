@@ -18,6 +18,7 @@ PUBLIC = {
     "Platform", "RegistryClient", "RetryPolicy", "__version__", "digest_of", "host_platform",
     "parse_challenge", "parse_digest", "parse_platform", "parse_reference", "pull",
     "select_platform",
+    "archive_images",
 }
 
 

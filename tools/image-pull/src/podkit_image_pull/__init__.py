@@ -48,6 +48,7 @@ __all__ = [
     "RegistryClient",
     "RetryPolicy",
     "__version__",
+    "archive_images",
     "digest_of",
     "host_platform",
     "inspect",
@@ -75,6 +76,7 @@ _HOMES = {
     "lookup_credentials": "_auth",
     "Digest": "_digest",
     "DigestHasher": "_digest",
+    "archive_images": "_archive_list",
     "ImageReference": "_reference",
     "ImageSource": "_source",
     "Platform": "_manifest",
@@ -101,6 +103,7 @@ __getattr__, __dir__ = lazy_exports(__name__, _HOMES, __all__)
 
 
 if TYPE_CHECKING:
+    from podkit_image_pull._archive_list import archive_images
     from podkit_image_pull._auth import Credentials, lookup_credentials
     from podkit_image_pull._blobs import BlobStore
     from podkit_image_pull._digest import Digest, DigestHasher, digest_of, parse_digest

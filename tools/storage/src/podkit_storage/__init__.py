@@ -12,6 +12,8 @@ Library API (plain dicts in, plain dicts out; no typer, no stdin/stdout)::
     remove_images(roots, refs, force=) / prune_images(roots, all_unused=)
     load_container(roots, ref)
     apply_layer(stream, dest, ...) -> LayerStats   the safe extractor
+    save_images(roots, refs, output, fmt=) / export_container(roots, ref, output)
+    import_tarball(roots, source, reference, changes=)   (save, export, import-tarball)
 
 Names load lazily so that ``pod-storage --version`` imports none of it.
 """
@@ -31,8 +33,10 @@ __all__ = [
     "chain_ids",
     "container_changes",
     "create_container",
+    "export_container",
     "find_image",
     "import_image",
+    "import_tarball",
     "inspect_image",
     "list_containers",
     "list_images",
@@ -41,6 +45,7 @@ __all__ = [
     "prune_images",
     "remove_container",
     "remove_images",
+    "save_images",
     "tag_image",
     "unmount_container",
     "untag_image",
@@ -53,8 +58,10 @@ _HOMES = {
     "chain_ids": "_images",
     "container_changes": "_rootfs",
     "create_container": "_containers",
+    "export_container": "_export",
     "find_image": "_images",
     "import_image": "_images",
+    "import_tarball": "_import_tarball",
     "inspect_image": "_image_report",
     "list_containers": "_containers",
     "list_images": "_images",
@@ -63,6 +70,7 @@ _HOMES = {
     "prune_images": "_image_remove",
     "remove_images": "_image_remove",
     "remove_container": "_containers",
+    "save_images": "_archive_save",
     "tag_image": "_image_tags",
     "unmount_container": "_containers",
     "untag_image": "_image_tags",
@@ -71,6 +79,7 @@ _HOMES = {
 __getattr__, __dir__ = lazy_exports(__name__, _HOMES, __all__)
 
 if TYPE_CHECKING:
+    from podkit_storage._archive_save import save_images
     from podkit_storage._containers import (
         create_container,
         list_containers,
@@ -79,9 +88,11 @@ if TYPE_CHECKING:
         remove_container,
         unmount_container,
     )
+    from podkit_storage._export import export_container
     from podkit_storage._extract import LayerStats, UnpackOptions, apply_layer
     from podkit_storage._image_remove import prune_images, remove_images
     from podkit_storage._image_report import inspect_image
     from podkit_storage._image_tags import tag_image, untag_image
     from podkit_storage._images import chain_ids, find_image, import_image, list_images
+    from podkit_storage._import_tarball import import_tarball
     from podkit_storage._rootfs import container_changes

@@ -24,8 +24,17 @@ Output (``urn:podkit:storage:check``)::
         {"kind": "orphan-name", "object": "names/web", "detail": "…",
          "repairable": true, "repaired": false}]}
 
-``clean`` is true when no problem is left unrepaired. The store should be quiet while
-``repair`` runs: a container being created right now looks like a crashed one.
+``clean`` is true when no problem is left unrepaired. ``unverified`` lists layers whose
+content could not be compared with anything (their blob is gone and no earlier check
+recorded them: see _check_content), with the reason; they do not make the store unclean.
+
+Concurrency: layer contents are verified under the images-gc lock held shared (imports
+and creates go on; rmi/prune wait), then the store is judged and repaired under it held
+exclusively, so no import, create, rmi or prune is half-way while check looks: what an
+import or create is making is never taken for a crash leftover. Commands that do not
+take that lock (rm, mount, umount, tag) hold the object's own lock, which a repair takes
+too before it re-checks and fixes; an object whose lock is held right now is being
+worked on and is not judged.
 """
 
 from __future__ import annotations
@@ -66,9 +75,20 @@ class Problem:
 def check_store(roots: Roots, *, repair: bool = False,
                 prune_orphans: bool = False) -> dict[str, Any]:
     """Check (and with ``repair`` fix) the store; return the check document."""
+    from podkit_storage._image_remove import gc_lock
+
     layout = StoreLayout(roots)
+    with gc_lock(layout, shared=True):
+        verdicts = _verify_contents(layout)
+    with gc_lock(layout):
+        return _check_and_repair(layout, verdicts, repair, prune_orphans)
+
+
+def _check_and_repair(layout: StoreLayout, verdicts: dict[str, Any], repair: bool,
+                      prune_orphans: bool) -> dict[str, Any]:
     problems: list[Problem] = []
-    layers = _check_layers(layout, problems)
+    unverified: list[dict[str, str]] = []
+    layers = _check_layers(layout, problems, verdicts, unverified)
     used = _check_images(layout, layers, problems)
     _check_orphan_layers(layout, layers, used, problems, prune_orphans)
     _check_blobs(layout, problems)
@@ -83,7 +103,10 @@ def check_store(roots: Roots, *, repair: bool = False,
                     raise errors.from_os_error(exc, f"repair {p.kind} {p.object}") from None
                 p.repaired = changed = True
     clean = all(p.repaired for p in problems)
-    return {"changed": changed, "clean": clean, "problems": [p.as_dict() for p in problems]}
+    report = {"changed": changed, "clean": clean, "problems": [p.as_dict() for p in problems]}
+    if unverified:
+        report["unverified"] = unverified
+    return report
 
 
 def exit_code_of(report: dict[str, Any]) -> int:
@@ -106,14 +129,38 @@ def _entries(path: Path) -> list[os.DirEntry[str]]:
 
 
 def _remove(path: Path) -> Callable[[], None]:
-    """Remove a file or a real directory; a symlink is unlinked, never followed."""
+    """Remove a file or a real directory; a symlink is unlinked, never followed. Gone
+    already (its owner finished removing it meanwhile) is fine."""
     def fix() -> None:
-        if path.is_symlink() or not path.is_dir():
-            with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(FileNotFoundError):
+            if path.is_symlink() or not path.is_dir():
                 os.unlink(path)
-        else:
-            shutil.rmtree(path)
+            else:
+                shutil.rmtree(path)
     return fix
+
+
+def _busy(layout: StoreLayout, kind: str, name: str) -> bool:
+    """Whether a command holds the lock of this object right now (it is at work on it)."""
+    try:
+        fd = os.open(object_lock(layout.locks, kind, name).path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def _under_lock(layout: StoreLayout, kind: str, name: str,
+                fix: Callable[[], None]) -> Callable[[], None]:
+    def locked() -> None:
+        with object_lock(layout.locks, kind, name):
+            fix()
+    return locked
 
 
 def _staging(problems: list[Problem], root: Path, entry: os.DirEntry[str], where: str) -> bool:
@@ -148,9 +195,27 @@ def _file_digest(path: Path) -> str:
 
 # -- layers ----------------------------------------------------------------------------
 
-def _check_layers(layout: StoreLayout, problems: list[Problem]) -> set[str]:
-    """Verify every complete layer; return the chain hexes of complete layers."""
-    from podkit_storage._content import ALGORITHM, content_summary
+def _verify_contents(layout: StoreLayout) -> dict[str, Any]:
+    """chain hex -> ContentVerdict of every complete layer (the slow part of check)."""
+    from podkit_storage._check_content import blob_sources, verify_layer
+
+    sources = blob_sources(layout)
+    out = {}
+    for entry in _entries(layout.layers):
+        if entry.name.startswith(atomic.TMP_PREFIX) or entry.is_symlink() or not entry.is_dir():
+            continue
+        meta = _read_record(Path(entry.path) / "layer.json")
+        diff = Path(entry.path) / "diff"
+        if meta and not diff.is_symlink() and diff.is_dir():
+            out[entry.name] = verify_layer(layout, entry.name, meta,
+                                           sources.get(entry.name, []))
+    return out
+
+
+def _check_layers(layout: StoreLayout, problems: list[Problem], verdicts: dict[str, Any],
+                  unverified: list[dict[str, str]]) -> set[str]:
+    """Judge every layer dir; return the chain hexes of complete layers."""
+    from podkit_storage._check_content import blob_sources, verify_layer
 
     complete: set[str] = set()
     for entry in _entries(layout.layers):
@@ -174,54 +239,20 @@ def _check_layers(layout: StoreLayout, problems: list[Problem]) -> set[str]:
         if diff.is_symlink() or not diff.is_dir():
             problems.append(Problem("damaged-layer", obj, "diff directory is missing", False))
             continue
-        try:
-            summary = meta.get("content") or _expected_summary(layout, entry.name, meta)
-            if not isinstance(summary, dict) or summary.get("algorithm") != ALGORITHM:
-                continue  # no blob to compare with: presence is all we can check
-            now = content_summary(diff)
-        except OSError as exc:
-            problems.append(Problem("damaged-layer", obj, f"cannot read: {exc}", False))
-            continue
-        except errors.PodkitError as exc:
-            problems.append(Problem("damaged-blob", obj, f"layer blob: {exc.message}", False))
-            continue
-        if now["digest"] != summary.get("digest"):
-            problems.append(Problem(
-                "damaged-layer", obj,
-                f"content changed: {now['entries']} entries, {now['bytes']} bytes now; "
-                f"{summary.get('entries')} entries, {summary.get('bytes')} bytes in its blob",
-                False))
+        verdict = verdicts.get(entry.name)
+        if verdict is None:  # imported between the two phases
+            verdict = verify_layer(layout, entry.name, meta,
+                                   blob_sources(layout).get(entry.name, []))
+        if verdict.kind is not None:
+            problems.append(Problem(verdict.kind, obj, verdict.detail, False))
+        elif verdict.unverified:
+            unverified.append({"object": obj, "reason": verdict.unverified})
     return complete
-
-
-def _expected_summary(layout: StoreLayout, chain_hex: str,
-                      meta: dict[str, Any]) -> dict[str, Any] | None:
-    """What the layer's diff must hold: its blob unpacked afresh (verified against the
-    diff_id) into a scratch dir and summarised; None when the blob is gone. Like
-    containers/storage checking against tar-split, but paid only by `check`."""
-    from podkit_storage._content import content_summary
-    from podkit_storage._extract import UnpackOptions, apply_layer
-    from podkit_storage._images import compression_of
-
-    blob = meta.get("blob")
-    if not isinstance(blob, str) or not os.path.isfile(blob):
-        return None
-    scratch = layout.layers / f"{atomic.TMP_PREFIX}check-{chain_hex}.{os.getpid()}"
-    shutil.rmtree(scratch, ignore_errors=True)
-    try:
-        scratch.mkdir(parents=True)
-        with open(blob, "rb") as src:
-            apply_layer(src, scratch, compression=compression_of(meta.get("media_type", "")),
-                        expected_diff_id=meta.get("diff_id"),
-                        options=UnpackOptions(same_owner=os.geteuid() == 0))
-        return content_summary(scratch)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _locked_layer_removal(layout: StoreLayout, chain_hex: str) -> Callable[[], None]:
     def fix() -> None:
-        with object_lock(layout.locks, "layer", chain_hex, timeout=5):
+        with object_lock(layout.locks, "layer", chain_hex):
             path = layout.layer_dir(chain_hex)
             if not (path / "layer.json").exists():
                 _remove(path)()
@@ -239,7 +270,7 @@ def _check_orphan_layers(layout: StoreLayout, complete: set[str], used: set[str]
 
 def _locked_layer_removal_any(layout: StoreLayout, chain_hex: str) -> Callable[[], None]:
     def fix() -> None:
-        with object_lock(layout.locks, "layer", chain_hex, timeout=5):
+        with object_lock(layout.locks, "layer", chain_hex):
             _remove(layout.layer_dir(chain_hex))()
     return fix
 
@@ -259,7 +290,7 @@ def _check_images(layout: StoreLayout, complete: set[str], problems: list[Proble
         record = _read_record(path)
         if not record or not isinstance(record.get("layers"), list):
             problems.append(Problem("damaged-record", obj, "not an image record", True,
-                                    _remove(path)))
+                                    _under_lock(layout, "images", "index", _remove(path))))
             continue
         chains = [str(la.get("chain_id", "")).partition(":")[2]
                   for la in record["layers"] if isinstance(la, dict)]
@@ -268,7 +299,7 @@ def _check_images(layout: StoreLayout, complete: set[str], problems: list[Proble
             problems.append(Problem(
                 "image-missing-layer", obj,
                 f"{len(missing)} of its {len(chains)} layers are missing (pull it again)",
-                True, _remove(path)))
+                True, _under_lock(layout, "images", "index", _remove(path))))
             continue
         used.update(chains)
         for key, digest_key in (("manifest_path", "digest"), ("config_path", "config_digest")):
@@ -333,6 +364,10 @@ def _check_containers(layout: StoreLayout, problems: list[Problem]) -> None:
             continue  # not a container dir: not ours to judge
         obj = f"containers/{entry.name}"
         record = _read_record(Path(entry.path) / "container.json")
+        if _busy(layout, "container", entry.name):
+            # rm, mount or umount at work on it: judge it next time.
+            live[entry.name] = str((record or {}).get("name", ""))
+            continue
         if not record:
             what = "no container.json: a killed create" if record is None else \
                 "container.json is not a record"
@@ -344,6 +379,9 @@ def _check_containers(layout: StoreLayout, problems: list[Problem]) -> None:
                   if Path(p) != layout.empty_layer and Path(p).parent.name not in chains_ok]
         broken += [p for p in (record.get("upper"), record.get("work"))
                    if p and not Path(p).is_dir()]
+        if (broken or record.get("image_id") not in image_ids) and \
+                not _still_there(layout, entry.name):
+            continue  # removed while we looked
         if record.get("image_id") not in image_ids:
             problems.append(Problem("container-broken", obj,
                                     f"its image {record.get('image_id')} is gone", False))
@@ -354,11 +392,17 @@ def _check_containers(layout: StoreLayout, problems: list[Problem]) -> None:
     _check_mounts(layout, live, problems)
 
 
+def _still_there(layout: StoreLayout, cid: str) -> bool:
+    """The container's record exists and no command is removing it right now."""
+    return (layout.container_dir(cid) / "container.json").exists() and \
+        not _busy(layout, "container", cid)
+
+
 def _container_removal(layout: StoreLayout, cid: str) -> Callable[[], None]:
     def fix() -> None:
         from podkit_storage._mount import is_mounted, unmount
 
-        with object_lock(layout.locks, "container", cid, timeout=5):
+        with object_lock(layout.locks, "container", cid):
             if (layout.container_dir(cid) / "container.json").exists():
                 return
             mp = layout.mountpoint(cid)
@@ -380,19 +424,22 @@ def _check_names(layout: StoreLayout, live: dict[str, str], problems: list[Probl
         except OSError:
             owner = ""
         owners[entry.name] = owner
-        if owner not in live:
+        if owner not in live and not (len(owner) == 64 and _busy(layout, "container", owner)):
             problems.append(Problem("orphan-name", f"containers/names/{entry.name}",
                                     f"reserved for {owner or 'nobody'}, which does not exist",
                                     True, _remove(Path(entry.path))))
     for cid, name in sorted(live.items()):
-        if name and owners.get(name) != cid:
+        if name and owners.get(name) != cid and _still_there(layout, cid):
             problems.append(Problem("missing-name", f"containers/{cid}",
                                     f'its name "{name}" is not reserved for it', True,
                                     _reserve(layout, name, cid)))
 
 
 def _reserve(layout: StoreLayout, name: str, cid: str) -> Callable[[], None]:
+    @_under_container_lock(layout, cid)
     def fix() -> None:
+        if not (layout.container_dir(cid) / "container.json").exists():
+            return  # removed meanwhile: nothing to reserve for
         layout.names.mkdir(parents=True, exist_ok=True)
         path = layout.names / name
         # Only a dangling reservation (its owner gone) is replaced; a live one stays.
@@ -410,21 +457,36 @@ def _reserve(layout: StoreLayout, name: str, cid: str) -> Callable[[], None]:
 def _check_mounts(layout: StoreLayout, live: dict[str, str], problems: list[Problem]) -> None:
     mounts = layout.roots.runroot / "mounts"
     for entry in _entries(mounts):
-        if entry.name in live:
+        if entry.name in live or _busy(layout, "container", entry.name):
             continue
         problems.append(Problem("orphan-mount", f"runroot/mounts/{entry.name}",
                                 "mount point of no container", True,
-                                _mountpoint_removal(Path(entry.path))))
+                                _mountpoint_removal(layout, entry.name)))
 
 
-def _mountpoint_removal(mp: Path) -> Callable[[], None]:
+def _mountpoint_removal(layout: StoreLayout, name: str) -> Callable[[], None]:
+    mp = layout.roots.runroot / "mounts" / name
+
+    @_under_container_lock(layout, name)
     def fix() -> None:
         from podkit_storage._mount import is_mounted, unmount
 
-        if not mp.is_symlink() and is_mounted(mp):
-            unmount(mp)
-        if mp.is_symlink() or not mp.is_dir():
-            os.unlink(mp)
-        else:
-            os.rmdir(mp)
+        if (layout.container_dir(name) / "container.json").exists():
+            return  # a container of that id exists after all (made meanwhile)
+        with contextlib.suppress(FileNotFoundError):
+            if not mp.is_symlink() and is_mounted(mp):
+                unmount(mp)
+            if mp.is_symlink() or not mp.is_dir():
+                os.unlink(mp)
+            else:
+                os.rmdir(mp)
     return fix
+
+
+def _under_container_lock(layout: StoreLayout, cid: str
+                          ) -> Callable[[Callable[[], None]], Callable[[], None]]:
+    """A repair of something a container owns runs under that container's lock (an
+    id that is no container name, e.g. a stray dir under mounts/, gets its own lock)."""
+    def wrap(fix: Callable[[], None]) -> Callable[[], None]:
+        return _under_lock(layout, "container", cid, fix)
+    return wrap

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import secrets
 import shutil
@@ -16,7 +15,6 @@ from podkit_common.locks import object_lock
 from podkit_common.roots import Roots
 from podkit_storage._images import find_image
 from podkit_storage._layout import StoreLayout
-from podkit_storage._mount import is_mounted
 from podkit_storage._names import check_name, generated_name
 from podkit_storage._rootfs import drop_count, make_rootfs, mount_rootfs, unmount_rootfs
 
@@ -126,7 +124,7 @@ def mount_container(roots: Roots, ref: str) -> dict[str, Any]:
     layout = StoreLayout(roots)
     c = load_container(roots, ref)
     with object_lock(layout.locks, "container", c["id"]):
-        return mount_rootfs(layout, c)
+        return mount_rootfs(layout, _still_there(layout, c, ref))
 
 
 def unmount_container(roots: Roots, ref: str, *, remove: bool = False,
@@ -136,11 +134,23 @@ def unmount_container(roots: Roots, ref: str, *, remove: bool = False,
     layout = StoreLayout(roots)
     c = load_container(roots, ref)
     with object_lock(layout.locks, "container", c["id"]):
+        c = _still_there(layout, c, ref)
         out = unmount_rootfs(layout, c, force=force or remove)
         if remove:
             _remove_files(layout, c["id"], c["name"])
             out["mounted"] = False
     return {**out, **({"removed": True} if remove else {})}
+
+
+def _still_there(layout: StoreLayout, c: dict[str, Any], ref: str) -> dict[str, Any]:
+    """The record read again under the container's lock: a concurrent ``rm`` may have
+    removed the container between finding it and getting the lock (then NotFound, as if
+    it had been gone from the start, never a mount over deleted dirs)."""
+    try:
+        return atomic.read_json(layout.container_dir(c["id"]) / "container.json")
+    except FileNotFoundError:
+        raise errors.NotFound(f"no such container: {ref}",
+                              hint="it was removed while this command waited") from None
 
 
 def remove_container(roots: Roots, ref: str) -> dict[str, Any]:
@@ -165,22 +175,12 @@ def _remove_files(layout: StoreLayout, cid: str, name: str | None) -> None:
 
 
 def list_containers(roots: Roots) -> list[dict[str, Any]]:
-    layout = StoreLayout(roots)
-    out = []
-    try:
-        entries = list(os.scandir(layout.containers))
-    except FileNotFoundError:
-        return []
-    for entry in entries:
-        if len(entry.name) != 64:
-            continue
-        try:
-            c = atomic.read_json(Path(entry.path) / "container.json")
-        except OSError as exc:
-            if exc.errno == errno.ENOENT:
-                continue
-            raise
-        c["mounted"] = c.get("driver") == "vfs" or is_mounted(Path(c["rootfs"]))
-        out.append(c)
+    """Every container record with ``mounted`` as mountinfo says now, oldest first."""
+    from podkit_storage._listing import MountTable, container_records
+
+    table = MountTable()
+    out = container_records(StoreLayout(roots))
+    for c in out:
+        c["mounted"] = c.get("driver") == "vfs" or table.mounted(str(c.get("rootfs", "")))
     out.sort(key=lambda c: c.get("created", ""))
     return out

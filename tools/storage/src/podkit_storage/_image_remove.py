@@ -76,18 +76,10 @@ def image_chains(record: dict[str, Any]) -> set[str]:
 
 def containers_by_image(layout: StoreLayout) -> dict[str, list[dict[str, Any]]]:
     """image id -> the container records that use it."""
+    from podkit_storage._listing import container_records
+
     out: dict[str, list[dict[str, Any]]] = {}
-    try:
-        entries = list(os.scandir(layout.containers))
-    except FileNotFoundError:
-        return out
-    for entry in entries:
-        if len(entry.name) != 64:
-            continue
-        try:
-            c = atomic.read_json(Path(entry.path) / "container.json")
-        except FileNotFoundError:
-            continue
+    for c in container_records(layout):
         out.setdefault(c.get("image_id", ""), []).append(c)
     return out
 

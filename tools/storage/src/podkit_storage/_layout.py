@@ -2,6 +2,7 @@
 
     <root>/layers/<chain-hex>/diff          unpacked layer, overlay form
     <root>/layers/<chain-hex>/layer.json    written last: its presence means "complete"
+    <root>/layers/<chain-hex>/verified.json the summary `check` last verified against the blob
     <root>/layers/.tmp-*                    half-made layers, removed by the next import
     <root>/images/<id>.json                 image records (id = config digest hex)
     <root>/containers/<id>/container.json   container records, written last

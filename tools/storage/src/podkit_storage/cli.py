@@ -8,6 +8,7 @@ import typer
 
 from podkit_common.cli import emit, emit_lines, make_app, read_input, run_app
 from podkit_storage import __version__
+from podkit_storage.cli_archive import add_archive_commands
 from podkit_storage.cli_check import add_check_commands
 from podkit_storage.cli_images import add_image_commands
 from podkit_storage.cli_rootfs import add_rootfs_commands
@@ -118,6 +119,7 @@ def containers(ctx: typer.Context) -> None:
 add_check_commands(app)  # check, reset: cli_check.py
 add_image_commands(app)  # images, inspect, tag, untag, rmi, prune: cli_images.py
 add_rootfs_commands(app)  # diff, changes: cli_rootfs.py
+add_archive_commands(app)  # save, export, import-tarball: cli_archive.py
 
 
 def main() -> None:

@@ -6,7 +6,8 @@
     pod-storage reset --force              unmount and delete everything podkit stored
 
 ``check`` prints one document (``schema check``): ``{"changed", "clean", "problems":
-[{"kind", "object", "detail", "repairable", "repaired"}]}`` and exits 0 when clean, 6
+[{"kind", "object", "detail", "repairable", "repaired"}]}`` (plus ``"unverified":
+[{"object", "reason"}]`` for layers whose content nothing could vouch for) and exits 0 when clean, 6
 (VerificationFailed) when content is damaged, else 5 (Conflict) while problems are left.
 ``reset`` prints ``{"changed", "removed", "unmounted"}`` (``schema reset``).
 """
