@@ -8,6 +8,7 @@ from typing import Any
 
 from podkit_common import atomic, errors
 from podkit_common.roots import Roots
+from podkit_runtime import _bundle_prep
 from podkit_runtime._layout import RuntimeLayout
 from podkit_runtime._spec import BundleOptions, build_config
 from podkit_runtime._users import resolve_user
@@ -45,10 +46,44 @@ def write_bundle(doc: dict[str, Any], roots: Roots, opts: BundleOptions) -> dict
     if not rootfs.is_dir():
         raise errors.NotFound(f"container rootfs {rootfs} does not exist",
                               hint="is the container mounted? (pod-storage mount ID)")
+    from podkit_runtime._isolation import validate
+
+    validate(opts)  # the isolation options' syntax, before anything is written
     user = resolve_user(rootfs, opts.user or image_config.get("User") or None)
     layout = RuntimeLayout(roots)
     bdir = layout.bundle(container["id"])
-    bdir.mkdir(parents=True, exist_ok=True)
+    # Built under a temporary name and renamed at the end: a bundle that fails (bad
+    # option, missing source, unknown user) leaves no directory and no volume behind.
+    work = _bundle_prep.start_bundle_dir(bdir)
+    prepared = None
+    try:
+        prepared = _bundle_prep.prepare(roots, str(rootfs), container["id"], image_config,
+                                        opts, user)
+        _bundle_prep.add_shm(prepared, work, bdir)
+        opts, user = prepared.opts, prepared.user
+        from podkit_runtime._hostfacts import gather_host_facts
+
+        host = gather_host_facts(opts, roots.runroot, user.uid)
+        config, hostname = _write_config(work, bdir, container, image_config, user, opts,
+                                         prepared.mounts, host=host)
+        _bundle_prep.finish_bundle_dir(roots, container["id"], work, bdir, prepared)
+    except BaseException:
+        _bundle_prep.abandon_bundle_dir(roots, container["id"], work, prepared)
+        raise
+    bundle = {"path": str(bdir), "config_path": str(bdir / "config.json"),
+              "args": config["process"]["args"], "hostname": hostname,
+              "tty": opts.tty, "user": f"{user.uid}:{user.gid}",
+              "volumes": list(prepared.volumes),
+              **({"labels": dict(opts.labels)} if opts.labels else {})}
+    return {**doc, "changed": True, "bundle": bundle}
+
+
+def _write_config(work: Path, bdir: Path, container: dict[str, Any],
+                  image_config: dict[str, Any], user: Any, opts: BundleOptions,
+                  user_mounts: list[dict[str, Any]],
+                  host: Any = None) -> tuple[dict[str, Any], str]:
+    """Write the /etc files and config.json into ``work``; paths in the config name
+    their final place under ``bdir``."""
     hostname = opts.hostname or container["id"][:12]
     try:
         host_resolv = Path("/etc/resolv.conf").read_text()
@@ -59,24 +94,26 @@ def write_bundle(doc: dict[str, Any], roots: Roots, opts: BundleOptions) -> dict
              "/etc/resolv.conf": resolv_conf(host_resolv)}
     bundle_files = {}
     for dest, text in files.items():
-        path = bdir / dest.rsplit("/", 1)[1]
-        atomic.write_bytes(path, text.encode(), durable=False)
-        bundle_files[dest] = str(path)
+        name = dest.rsplit("/", 1)[1]
+        atomic.write_bytes(work / name, text.encode(), durable=False)
+        bundle_files[dest] = str(bdir / name)
     config = build_config(image_config, container, user, opts, bundle_files=bundle_files,
-                          cgroups_path=f"{CGROUP_PARENT}/podkit-{container['id']}")
-    atomic.write_json(bdir / "config.json", config)
-    bundle = {"path": str(bdir), "config_path": str(bdir / "config.json"),
-              "args": config["process"]["args"], "hostname": hostname,
-              "tty": opts.tty, "user": f"{user.uid}:{user.gid}"}
-    return {**doc, "changed": True, "bundle": bundle}
+                          cgroups_path=f"{CGROUP_PARENT}/podkit-{container['id']}",
+                          user_mounts=user_mounts, host=host)
+    config = _bundle_prep.place_mounts(container["rootfs"], config)
+    atomic.write_json(work / "config.json", config)
+    return config, hostname
 
 
-def remove_bundle(roots: Roots, cid: str) -> bool:
-    """Delete the container's bundle directory; False if there was none."""
+def remove_bundle(roots: Roots, cid: str, *, remove_volumes: bool = False) -> bool:
+    """Delete the container's bundle directory, releasing its volumes (and deleting its
+    anonymous ones with ``remove_volumes``, podman's ``rm --volumes``); False if there
+    was none."""
     import shutil
 
     bdir = RuntimeLayout(roots).bundle(cid)
     if not bdir.exists():
         return False
+    _bundle_prep.release_bundle_volumes(roots, cid, bdir, remove_anonymous=remove_volumes)
     shutil.rmtree(bdir)
     return True

@@ -1,23 +1,13 @@
-"""Run a bundle to completion with runc (the conmon-managed lifecycle comes later)."""
+"""Run a bundle to completion: create + start under conmon (``_lifecycle``), attached."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import time
 from pathlib import Path
 from typing import Any
 
 from podkit_common import atomic, errors
 from podkit_common.roots import Roots
-from podkit_runtime._layout import RuntimeLayout
-from podkit_runtime._runc import (
-    delete_force,
-    read_runc_error,
-    run_foreground,
-    runc_argv,
-    runc_binary,
-)
 from podkit_runtime._spec import with_network
 
 
@@ -31,17 +21,8 @@ class ContainerCannotStart(errors.RuntimeFailure):
         self.run_exit_code = run_exit_code
 
 
-def _now() -> str:
-    t = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
-
-
-def run_bundle(doc: dict[str, Any], roots: Roots,
-               stdio: tuple[int, int, int] = (0, 1, 2)) -> dict[str, Any]:
-    """Run the container of ``doc`` in the foreground; return the document with ``state``.
-
-    ``stdio`` are the fds the container's stdin, stdout and stderr are connected to.
-    """
+def prepare_bundle(doc: dict[str, Any]) -> Path:
+    """Check the bundle of ``doc`` and apply its ``network`` section to it; its path."""
     cid = doc["container"]["id"]
     bundle = Path(doc["bundle"]["path"])
     if not (bundle / "config.json").is_file():
@@ -53,29 +34,38 @@ def run_bundle(doc: dict[str, Any], roots: Roots,
         updated = with_network(config, doc["network"])
         if updated != config:
             atomic.write_json(config_path, updated)
-    layout = RuntimeLayout(roots)
-    layout.runc_root.mkdir(parents=True, exist_ok=True)
-    runc = runc_binary()
-    log = bundle / "runc.log"
-    with contextlib.suppress(FileNotFoundError):
-        log.unlink()
-    started = _now()
-    code = run_foreground(runc_argv(runc, layout.runc_root, log, "run", "--bundle", str(bundle),
-                                    cid), stdio)
-    finished = _now()
-    failure = read_runc_error(log)
-    delete_force(runc, layout.runc_root, log, cid)
-    if failure is not None:
-        if failure.not_found:
-            raise ContainerCannotStart(failure.message, 127)
-        if failure.permission_denied:
-            raise ContainerCannotStart(failure.message, 126)
-        raise errors.RuntimeFailure(f"runc run {cid[:12]}: {failure.message}")
-    if code < 0:  # runc itself died of a signal
-        code = 128 - code
-    state = {"status": "exited", "exit_code": code, "started_at": started,
-             "finished_at": finished, "pid": 0}
-    return {**doc, "changed": True, "state": state}
+        from podkit_runtime._netfiles import apply_network_files
+
+        apply_network_files(bundle, doc["network"], config.get("hostname") or cid[:12])
+    return bundle
+
+
+def _is_devnull(fd: int) -> bool:
+    try:
+        st, null = os.fstat(fd), os.stat(os.devnull)
+    except OSError:
+        return True
+    return (st.st_rdev, st.st_mode & 0o170000) == (null.st_rdev, null.st_mode & 0o170000)
+
+
+def run_bundle(doc: dict[str, Any], roots: Roots,
+               stdio: tuple[int, int, int] = (0, 1, 2), *,
+               options: Any = None, detach: bool = False) -> dict[str, Any]:
+    """Run the container of ``doc`` under conmon; return the document with ``state``.
+
+    ``stdio`` are the fds the container's stdin, stdout and stderr are connected to
+    (stdin is passed through unless it is /dev/null). ``options`` are
+    ``_lifecycle.CreateOptions``; ``detach`` returns once the container runs.
+    """
+    from dataclasses import replace
+
+    from podkit_runtime._lifecycle import CreateOptions, run
+
+    prepare_bundle(doc)
+    opts = options or CreateOptions()
+    if not detach and not opts.stdin and not _is_devnull(stdio[0]):
+        opts = replace(opts, stdin=True)
+    return run(doc, roots, opts, stdio=stdio, detach=detach)
 
 
 def stdio_for_cli(interactive: bool) -> tuple[int, int, int]:

@@ -51,7 +51,46 @@ class BundleOptions:
     user: str | None = None                  # --user name|uid[:gid]
     hostname: str | None = None              # --hostname
     tty: bool = False                        # --tty
+    # engineer A (process, users, mounts): parsed by _process_opts / _mounts
+    env_files: tuple[str, ...] = ()          # --env-file FILE (read at bundle time)
+    group_add: tuple[str, ...] = ()          # --group-add name|gid
+    init: bool = False                       # --init (catatonit at /run/podman-init)
+    init_path: str | None = None             # --init-path
+    shm_size: str | None = None              # --shm-size 64m
+    volumes: tuple[str, ...] = ()            # -v/--volume SRC:DST[:OPTS]
+    mounts: tuple[str, ...] = ()             # --mount type=bind|tmpfs|volume,...
+    tmpfs: tuple[str, ...] = ()              # --tmpfs DST[:OPTS]
+    image_volume: str = "bind"               # --image-volume bind|tmpfs|ignore
     read_only: bool = False                  # --read-only
+    # engineer B (namespaces, security, resources, hooks): raw strings, parsed and
+    # checked by _isolation / _security / _resources / _namespaces / _hooks
+    read_only_tmpfs: bool = True             # --read-only-tmpfs (with --read-only)
+    pid: str | None = None                   # --pid host|private|container:ID|ns:PATH
+    ipc: str | None = None                   # --ipc ...
+    uts: str | None = None                   # --uts ...
+    cgroupns: str | None = None              # --cgroupns ...
+    cap_add: tuple[str, ...] = ()            # --cap-add NET_RAW|net_raw|ALL
+    cap_drop: tuple[str, ...] = ()           # --cap-drop ...
+    privileged: bool = False                 # --privileged
+    security_opt: tuple[str, ...] = ()       # --security-opt no-new-privileges|seccomp=...
+    memory: str | None = None                # --memory 64m
+    memory_swap: str | None = None           # --memory-swap
+    memory_reservation: str | None = None    # --memory-reservation
+    cpus: str | None = None                  # --cpus 0.5
+    cpu_shares: str | None = None            # --cpu-shares
+    cpu_period: str | None = None            # --cpu-period
+    cpu_quota: str | None = None             # --cpu-quota
+    cpuset_cpus: str | None = None           # --cpuset-cpus 0-1
+    cpuset_mems: str | None = None           # --cpuset-mems
+    pids_limit: str | None = None            # --pids-limit (default 2048 like podman)
+    blkio_weight: str | None = None          # --blkio-weight 10..1000
+    oom_score_adj: str | None = None         # --oom-score-adj
+    ulimit: tuple[str, ...] = ()             # --ulimit nofile=1024:2048
+    sysctl: tuple[str, ...] = ()             # --sysctl net.ipv4.ip_forward=1
+    device: tuple[str, ...] = ()             # --device HOST[:CTR[:PERMS]]
+    cgroup_parent: str | None = None         # --cgroup-parent /mygroup
+    hooks_dir: tuple[str, ...] | None = None  # --hooks-dir (None: podman's default dirs)
+    labels: dict[str, str] = field(default_factory=dict)  # --label (kept in the document)
     annotations: dict[str, str] = field(default_factory=dict)
 
 
@@ -89,7 +128,7 @@ def merge_env(image_env: list[str], extra: list[str], *, hostname: str, tty: boo
         put(item)
     if "PATH" not in values:
         put(f"PATH={DEFAULT_PATH}")
-    if tty and "TERM" not in values:
+    if "TERM" not in values:  # podman's containers.conf env: with or without a tty
         put("TERM=xterm")
     put("container=podkit")
     for item in extra:
@@ -101,13 +140,15 @@ def merge_env(image_env: list[str], extra: list[str], *, hostname: str, tty: boo
     return [f"{k}={values[k]}" for k in order]
 
 
-def default_mounts(bundle_files: dict[str, str]) -> list[dict[str, Any]]:
-    """The kernel filesystems every container gets, plus its generated /etc files."""
+def default_mounts(bundle_files: dict[str, str], *, read_only: bool = False
+                   ) -> list[dict[str, Any]]:
+    """The kernel filesystems every container gets, plus its generated /etc files
+    (read-only too with --read-only, like podman's)."""
     mounts: list[dict[str, Any]] = [
         {"destination": "/proc", "type": "proc", "source": "proc",
          "options": ["nosuid", "noexec", "nodev"]},
         {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
-         "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+         "options": ["nosuid", "noexec", "strictatime", "mode=755", "size=65536k"]},
         {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
          "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
         {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
@@ -121,25 +162,32 @@ def default_mounts(bundle_files: dict[str, str]) -> list[dict[str, Any]]:
     ]
     for dest, src in sorted(bundle_files.items()):
         mounts.append({"destination": dest, "type": "bind", "source": src,
-                       "options": ["rbind", "rprivate", "nosuid", "noexec", "nodev"]})
+                       "options": ["bind", "rprivate",
+                                   *(["ro", "nosuid", "noexec", "nodev"] if read_only else [])]})
     return mounts
 
 
 def build_config(image_config: dict[str, Any], container: dict[str, Any], user: User,
                  opts: BundleOptions, *, bundle_files: dict[str, str],
-                 cgroups_path: str) -> dict[str, Any]:
-    """The complete OCI config.json for ``container`` (pure)."""
+                 cgroups_path: str,
+                 user_mounts: list[dict[str, Any]] | None = None,
+                 host: Any = None) -> dict[str, Any]:
+    """The complete OCI config.json for ``container`` (pure). ``user_mounts``: the
+    resolved -v/--mount/--tmpfs/image-volume mounts (``_bundle_prep``); ``host``: the
+    ``_hostfacts.HostFacts`` for the isolation options (``_isolation``)."""
+    from podkit_runtime import _mounts, _process_opts
+
     cfg = image_config or {}
     hostname = opts.hostname or container["id"][:12]
     caps = list(DEFAULT_CAPABILITIES)
-    return {
+    config = {
         "ociVersion": OCI_VERSION,
         "process": {
             "terminal": opts.tty,
             "user": {"uid": user.uid, "gid": user.gid,
                      **({"additionalGids": list(user.additional_gids)}
                         if user.additional_gids else {})},
-            "args": process_args(cfg, opts),
+            "args": _process_opts.args_for(process_args(cfg, opts), opts),
             "env": merge_env(list(cfg.get("Env") or []), list(opts.env), hostname=hostname,
                              tty=opts.tty, home=user.home),
             "cwd": opts.workdir or cfg.get("WorkingDir") or "/",
@@ -148,7 +196,9 @@ def build_config(image_config: dict[str, Any], container: dict[str, Any], user: 
         },
         "root": {"path": container["rootfs"], "readonly": opts.read_only},
         "hostname": hostname,
-        "mounts": default_mounts(bundle_files),
+        "mounts": _mounts.merge_mounts(default_mounts(bundle_files, read_only=opts.read_only),
+                                       [*_process_opts.init_mounts(opts), *(user_mounts or [])],
+                                       shm_size=opts.shm_size),
         "annotations": {"io.podkit.container.name": container.get("name", ""),
                         "io.podkit.container.image": container.get("image_name") or "",
                         **opts.annotations},
@@ -160,6 +210,9 @@ def build_config(image_config: dict[str, Any], container: dict[str, Any], user: 
             "readonlyPaths": list(READONLY_PATHS),
         },
     }
+    from podkit_runtime import _isolation
+
+    return _isolation.apply_isolation(config, opts, user.uid, container["id"], host)
 
 
 def with_network(config: dict[str, Any], network: dict[str, Any] | None) -> dict[str, Any]:
@@ -173,4 +226,7 @@ def with_network(config: dict[str, Any], network: dict[str, Any] | None) -> dict
         if network and network.get("netns"):
             ns["path"] = network["netns"]
         namespaces.append(ns)
-    return {**config, "linux": {**config["linux"], "namespaces": namespaces}}
+    linux = {**config["linux"], "namespaces": namespaces}
+    if mode == "host" and linux.get("sysctl"):  # net.* belong to the host's netns then
+        linux["sysctl"] = {k: v for k, v in linux["sysctl"].items() if not k.startswith("net.")}
+    return {**config, "linux": linux}

@@ -1,0 +1,58 @@
+"""BundleOptions from a command line's raw values: one place for `pod-runtime bundle`
+and `pod run`/`pod create`, which take the same podman option names.
+
+``values`` is the typer command's parameters by name (its ``locals()``); names that are
+not bundle options are ignored. No typer here: the CLIs declare, this module interprets.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from podkit_common import errors
+
+
+def parse_entrypoint(value: str | None) -> tuple[str, ...] | None:
+    """podman's --entrypoint: a JSON array, a single string, or "" to clear it."""
+    if value is None:
+        return None
+    if value.strip().startswith("["):
+        from podkit_common.jsonio import loads
+
+        parsed = loads(value, what="--entrypoint")
+        if not isinstance(parsed, list) or not all(isinstance(x, str) for x in parsed):
+            raise errors.UsageError("--entrypoint JSON must be an array of strings")
+        return tuple(parsed)
+    return () if value == "" else (value,)
+
+
+def env_items(env: list[str] | None) -> tuple[str, ...]:
+    """--env values; a bare KEY takes our own environment's value, or is dropped."""
+    out = []
+    for item in env or []:
+        if "=" in item:
+            out.append(item)
+        elif item in os.environ:
+            out.append(f"{item}={os.environ[item]}")
+    return tuple(out)
+
+
+def bundle_options(values: dict[str, Any]) -> Any:
+    """The BundleOptions the command line asks for."""
+    from podkit_runtime._isolation import cli_options
+    from podkit_runtime._spec import BundleOptions
+
+    def seq(key: str) -> tuple[str, ...]:
+        return tuple(values.get(key) or ())
+
+    return BundleOptions(
+        command=seq("command"), entrypoint=parse_entrypoint(values.get("entrypoint")),
+        env=env_items(values.get("env")), workdir=values.get("workdir"),
+        user=values.get("user"), hostname=values.get("hostname"),
+        tty=bool(values.get("tty")), read_only=bool(values.get("read_only")),
+        env_files=seq("env_file"), group_add=seq("group_add"), init=bool(values.get("init")),
+        init_path=values.get("init_path"), shm_size=values.get("shm_size"),
+        volumes=seq("volume"), mounts=seq("mount"), tmpfs=seq("tmpfs"),
+        image_volume=values.get("image_volume") or "bind",
+        **cli_options(values))

@@ -1,0 +1,176 @@
+"""Starting conmon the way podman 4.3.1 does, and the create handshake.
+
+``conmon_argv`` and ``conmon_env`` are pure; ``spawn_conmon`` runs it:
+
+1. two ``socketpair(AF_UNIX, SOCK_SEQPACKET)``: the sync pipe (conmon tells us the
+   container pid, or ``{"data": -1, "message": ...}``) and the start pipe (conmon waits
+   for one byte before it forks anything: the moment to move it into a cgroup);
+2. conmon in its own process group with only fds 0-2 and those two ends inherited
+   (cf. CVE-2024-21626: nothing else of ours leaks into conmon or runc);
+3. the first conmon process exits after writing the long-lived conmon's pid to
+   ``--conmon-pidfile``; the survivor runs ``runc create`` and reports on the sync pipe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from podkit_common import errors
+from podkit_runtime._state import ContainerPaths
+
+#: how long `runc create` may take before we give up (podman allows 240 s)
+CREATE_TIMEOUT = 240.0
+
+
+def conmon_binary() -> str:
+    path = os.environ.get("PODKIT_CONMON") or shutil.which("conmon")
+    for candidate in (path, "/usr/bin/conmon", "/usr/libexec/podman/conmon"):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    raise errors.NotFound("conmon not found", hint="apt-get install conmon")
+
+
+def exit_command_binary() -> str:
+    """The absolute path of pod-runtime, which conmon runs as the exit command."""
+    env = os.environ.get("PODKIT_RUNTIME_EXE")
+    if env:
+        return env
+    sibling = Path(sys.executable).parent / "pod-runtime"
+    if sibling.exists():
+        return str(sibling)
+    found = shutil.which("pod-runtime")
+    if not found:
+        raise errors.NotFound("pod-runtime not found for conmon's exit command",
+                              hint="install podkit-runtime or set PODKIT_RUNTIME_EXE")
+    return os.path.abspath(found)
+
+
+@dataclass(frozen=True)
+class ConmonOptions:
+    """What changes from one container to the next."""
+
+    name: str
+    stdin: bool = False
+    tty: bool = False
+    remove: bool = False
+    log_level: str = "warning"
+    log_size_max: int | None = None
+    #: None: ``pod-runtime cleanup``; else the exit command argv (pod passes its own)
+    exit_command: tuple[str, ...] | None = None
+
+
+def conmon_argv(conmon: str, runc: str, paths: ContainerPaths, opts: ConmonOptions,
+                exit_command: str) -> list[str]:
+    """conmon's command line, in podman's order (oci_conmon_common.go createOCIContainer)."""
+    cid = paths.cid
+    argv = [conmon, "--api-version", "1", "-c", cid, "-u", cid, "-r", runc,
+            "-b", str(paths.bundle), "-p", str(paths.pidfile), "-n", opts.name,
+            "--exit-dir", str(paths.exit_dir), "--full-attach",
+            "--runtime-arg", "--root", "--runtime-arg", str(paths.runc_root),
+            "-l", f"k8s-file:{paths.log}", "--log-level", opts.log_level]
+    if opts.log_size_max:
+        argv += ["--log-size-max", str(opts.log_size_max)]
+    argv += ["--runtime-arg", "--log-format=json", "--runtime-arg", "--log",
+             f"--runtime-arg={paths.oci_log}"]
+    if opts.tty:
+        argv.append("-t")
+    elif opts.stdin:
+        argv.append("-i")
+    argv += ["--conmon-pidfile", str(paths.conmon_pidfile)]
+    command = opts.exit_command or (
+        exit_command, "--root", str(paths.roots.root), "--runroot", str(paths.roots.runroot),
+        "cleanup", *(["--rm"] if opts.remove else []), cid)
+    argv += ["--exit-command", command[0]]
+    for arg in command[1:]:
+        argv += ["--exit-command-arg", arg]
+    return argv
+
+
+def conmon_env(base: dict[str, str]) -> dict[str, str]:
+    """podman's conmon environment (LC_*, PATH, HOME, XDG_RUNTIME_DIR) plus podkit's own
+    PODKIT_* settings, so the exit command sees the configuration the caller saw (podman
+    passes its flags on the exit command line instead); spawn_conmon adds the pipes."""
+    env: dict[str, str] = {}
+    for key, value in base.items():
+        if (key.startswith(("LC_", "PODKIT_"))
+                or key in ("PATH", "HOME", "XDG_RUNTIME_DIR", "LANG")):
+            env[key] = value
+    env.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    return env
+
+
+@dataclass(frozen=True)
+class Created:
+    pid: int
+    conmon_pid: int
+
+
+class CreateFailed(Exception):
+    """conmon reported that ``runc create`` failed; ``message`` is runc's stderr."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def _read_sync(sock: socket.socket, timeout: float) -> dict | None:
+    from podkit_common.jsonio import loads
+
+    sock.settimeout(timeout)
+    try:
+        data = sock.recv(65536)
+    except TimeoutError:
+        raise errors.Timeout(f"conmon said nothing for {timeout:g}s",
+                             hint="is runc hanging? see the container's oci-log") from None
+    if not data:
+        return None
+    with contextlib.suppress(errors.InvalidDocument):
+        doc = loads(data.split(b"\n", 1)[0], what="conmon sync pipe")
+        if isinstance(doc, dict):
+            return doc
+    raise errors.RuntimeFailure(f"conmon wrote nonsense on the sync pipe: {data[:200]!r}")
+
+
+def spawn_conmon(argv: list[str], env: dict[str, str], conmon_log: Path,
+                 timeout: float = CREATE_TIMEOUT) -> Created:
+    """Start conmon, release it with the start byte, and learn the container's pid."""
+    sync_parent, sync_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    start_parent, start_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    child_fds = (sync_child.fileno(), start_child.fileno())
+    env = {**env, "_OCI_SYNCPIPE": str(child_fds[0]), "_OCI_STARTPIPE": str(child_fds[1])}
+    log_fd = os.open(conmon_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    try:
+        proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=log_fd,
+                                stderr=log_fd, close_fds=True, pass_fds=child_fds,
+                                process_group=0)
+    except OSError as exc:
+        for s in (sync_parent, sync_child, start_parent, start_child):
+            s.close()
+        raise errors.RuntimeFailure(f"start conmon: {exc}",
+                                    hint="is conmon installed?") from None
+    finally:
+        os.close(log_fd)
+    sync_child.close()
+    start_child.close()
+    try:
+        # The start byte: conmon forks nothing until it reads it (a cgroup would go here).
+        start_parent.send(b"\0")
+        # The first conmon exits once the long-lived one is forked and its pid written.
+        first_rc = proc.wait(timeout=timeout)
+        report = _read_sync(sync_parent, timeout)
+    finally:
+        sync_parent.close()
+        start_parent.close()
+    if report is None:
+        raise CreateFailed(f"conmon exited ({first_rc}) without reporting the container")
+    pid = int(report.get("data", -1))
+    if pid < 0:
+        raise CreateFailed(str(report.get("message") or "runc create failed"))
+    return Created(pid, 0)
