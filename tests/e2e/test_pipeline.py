@@ -137,9 +137,9 @@ def test_network_none_has_only_loopback_and_host_shares_the_hosts(images, podkit
     assert sorted(host.stdout.split()) == ours
 
 
-def test_cni_networks_say_not_implemented_yet(images, podkit_env):
+def test_a_missing_cni_network_is_an_own_error(images, podkit_env):
     ref = images.ref("busybox:latest").removeprefix("docker://")
-    proc = sh(f"pod run --rm --network podkit --tls-verify=false {ref} true", env=podkit_env)
+    proc = sh(f"pod run --rm --network nosuchnet --tls-verify=false {ref} true", env=podkit_env)
     assert proc.returncode == errors.EXIT_RUN_OWN_ERROR
-    assert jsonio.loads(proc.stderr.splitlines()[-1])["error"]["type"] == "NotImplementedYet"
+    assert jsonio.loads(proc.stderr.splitlines()[-1])["error"]["type"] == "NotFound"
     assert sh("pod-storage containers", env=podkit_env).stdout == b""

@@ -1,8 +1,15 @@
 """podkit_netsetup: container networks through CNI plugins.
 
-So far only the modes that need no plugin: ``none`` (the container's own, empty
-network namespace) and ``host``. Library API: ``attach(doc, network) -> doc``,
-``detach(doc) -> doc``.
+Library API (plain JSON-able data in and out):
+
+- ``attach(doc, network_or_options, roots=None) -> doc`` and ``detach(doc, roots=None)``:
+  add or undo the document's ``network`` section (modes ``none``, ``host``,
+  ``NAME[,NAME]``, ``container:ID``, ``ns:PATH``; options in :class:`AttachOptions`);
+- ``check_networks(doc)`` (CNI CHECK), ``network_status(doc)``, ``cleanup(roots)``;
+- ``NetworkStore(roots, config_dir)`` with ``create(NetworkSpec)``, ``names()``,
+  ``report()``, ``remove()``, ``prune()``, ``exists()``.
+
+Errors are podkit_common.errors classes (tree in that module).
 """
 
 from __future__ import annotations
@@ -13,10 +20,21 @@ from podkit_common.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
-__all__ = ["attach", "detach"]
+__all__ = ["AttachOptions", "NetworkSpec", "NetworkStore", "attach", "check_networks",
+           "cleanup", "detach", "network_status"]
 
-__getattr__, __dir__ = lazy_exports(__name__, {"attach": "_attach", "detach": "_attach"},
-                                    __all__)
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "AttachOptions": "_attach", "attach": "_attach", "detach": "_attach",
+    "check_networks": "_attach", "network_status": "_attach", "cleanup": "_cleanup",
+    "NetworkSpec": "_networks", "NetworkStore": "_networks"}, __all__)
 
 if TYPE_CHECKING:
-    from podkit_netsetup._attach import attach, detach
+    from podkit_netsetup._attach import (
+        AttachOptions,
+        attach,
+        check_networks,
+        detach,
+        network_status,
+    )
+    from podkit_netsetup._cleanup import cleanup
+    from podkit_netsetup._networks import NetworkSpec, NetworkStore

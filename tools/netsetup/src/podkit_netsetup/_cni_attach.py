@@ -1,0 +1,260 @@
+"""CNI attach/detach of one container: namespace, ADD chain per network, record, members."""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import os
+from pathlib import Path
+from typing import Any
+
+from podkit_common import atomic, errors
+from podkit_common.roots import Roots
+from podkit_netsetup._attach import (
+    DEFAULT_ALIASES,
+    AttachOptions,
+    netns_path,
+    record_path,
+)
+from podkit_netsetup._cni import CniRuntime, RuntimeConf, result_summary
+from podkit_netsetup._networks import DEFAULT_NETWORK, NetworkStore, validate_name
+
+#: Plugin messages that mean "that address is taken" (host-local's wording).
+IP_TAKEN = ("not available", "already allocated", "has been allocated")
+
+
+def _write_record(path: Path, record: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_json(path, record, durable=False)
+
+
+def _rt(entry: dict[str, Any], cid: str, netns: str) -> RuntimeConf:
+    return RuntimeConf(container_id=cid, netns=netns, ifname=entry["ifname"],
+                       args=tuple((k, v) for k, v in entry.get("cni_args", [])),
+                       capability_args=entry.get("capability_args") or {})
+
+
+def _leased(conflist: dict[str, Any], ip: str) -> bool:
+    ipam = (conflist["plugins"][0].get("ipam") or {})
+    data_dir = ipam.get("dataDir")
+    return bool(data_dir) and (Path(data_dir) / conflist["name"] / ip).exists()
+
+
+def _assign_ips(opts: AttachOptions, conflists: list[dict[str, Any]]) -> list[list[str]]:
+    """Each static --ip goes to the network whose subnet holds it; Conflict otherwise."""
+    per = [[] for _ in conflists]  # type: list[list[str]]
+    for ip_text in opts.ips:
+        try:
+            ip = ipaddress.ip_address(ip_text)
+        except ValueError:
+            raise errors.UsageError(f"--ip {ip_text!r} is not an IP address") from None
+        for i, conf in enumerate(conflists):
+            meta = conf.get("podkit") or {}
+            subnet = ipaddress.ip_network(meta.get("subnet", "0.0.0.0/32"))
+            if ip in subnet:
+                if ip in (subnet.network_address, subnet.broadcast_address) or \
+                        str(ip) == meta.get("gateway"):
+                    raise errors.Conflict(f"--ip {ip}: reserved address of network "
+                                          f"{conf['name']} ({subnet})")
+                if _leased(conf, str(ip)):
+                    raise errors.Conflict(f"--ip {ip}: already in use on network "
+                                          f"{conf['name']}", hint="choose another address")
+                per[i].append(f"{ip}/{subnet.prefixlen}")
+                break
+        else:
+            nets = ", ".join(f"{c['name']} {(c.get('podkit') or {}).get('subnet')}"
+                             for c in conflists)
+            raise errors.Conflict(f"--ip {ip} is outside the subnet of every network ({nets})",
+                                  hint="choose an address inside the network's subnet")
+    return per
+
+
+def attach_cni(doc: dict[str, Any], opts: AttachOptions, names: list[str], roots: Roots,
+               cni: CniRuntime | None, base: dict[str, Any]) -> dict[str, Any]:
+    from podkit_netsetup._members import add_member
+    from podkit_netsetup._ports import port_mappings
+
+    cni = cni or CniRuntime()
+    container = doc["container"]
+    cid = container["id"]
+    store = NetworkStore(roots, opts.config_dir)
+    names = [DEFAULT_NETWORK if n in DEFAULT_ALIASES else n for n in names]
+    if len(set(names)) != len(names):
+        raise errors.UsageError(f"--network {','.join(names)}: a network is named twice")
+    for n in names:
+        validate_name(n)
+    if DEFAULT_NETWORK in names:
+        store.ensure_default()
+    conflists = [store.load(n) for n in names]
+    rpath = record_path(roots, cid)
+    if rpath.is_file():
+        from podkit_netsetup._cleanup import record_is_stale
+
+        old = atomic.read_json(rpath)
+        if old.get("complete") and [n["name"] for n in old["networks"]] == names:
+            return {**doc, "changed": bool(doc.get("changed")), "network": old["section"]}
+        if not old.get("complete") and record_is_stale(old, roots):
+            _teardown(old, rpath, cni)  # a crashed attach of this container: undo it first
+    if rpath.is_file():
+        old = atomic.read_json(rpath)
+        raise errors.Conflict(f"container {cid[:12]} is already attached to "
+                              f"{', '.join(n['name'] for n in old['networks']) or 'a network'}",
+                              hint="detach it first (pod-netsetup detach)")
+    if opts.mac and len(names) > 1:
+        raise errors.UsageError("--mac-address needs exactly one network")
+    ips = _assign_ips(opts, conflists)
+    image_cfg = ((doc.get("image") or {}).get("config") or {}).get("config") or {}
+    ports = port_mappings(opts.publish, opts.publish_all, image_cfg)
+    bundle = (doc.get("bundle") or {}).get("path")
+    hostname = (doc.get("bundle") or {}).get("hostname") or cid[:12]
+    ns = netns_path(roots, cid)
+    record: dict[str, Any] = {
+        "container_id": cid, "name": container.get("name", ""), "hostname": hostname,
+        "bundle": bundle, "netns": str(ns), "netns_owned": True, "config_dir": str(store.dir),
+        "attacher_pid": os.getpid(), "complete": False, "networks": [], "section": None}
+    _write_record(rpath, record)
+    from podkit_netsetup._netns import create_netns
+
+    try:
+        create_netns(ns)
+        for i, conflist in enumerate(conflists):
+            caps: dict[str, Any] = {}
+            if i == 0 and ports:
+                caps["portMappings"] = ports
+            if ips[i]:
+                caps["ips"] = ips[i]
+            if opts.mac:
+                caps["mac"] = opts.mac
+            args = [["K8S_POD_NAME", container.get("name") or cid[:12]]]
+            if opts.mac:
+                args.append(["MAC", opts.mac])
+            entry = {"name": conflist["name"], "ifname": f"eth{i}", "conflist": conflist,
+                     "cni_args": args, "capability_args": caps, "result": None}
+            record["networks"].append(entry)
+            _write_record(rpath, record)  # before ADD: DEL must be possible after a crash
+            try:
+                entry["result"] = cni.add(conflist, _rt(entry, cid, str(ns)))
+            except errors.RuntimeFailure as exc:
+                if ips[i] and any(t in exc.message for t in IP_TAKEN):
+                    raise errors.Conflict(f"--ip {', '.join(ips[i])}: {exc.message}",
+                                          hint="choose another address") from None
+                raise
+            _write_record(rpath, record)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            _teardown(record, rpath, cni)
+        raise
+    networks = []
+    for entry, conflist in zip(record["networks"], conflists, strict=True):
+        meta = conflist.get("podkit") or {}
+        summary = {"name": entry["name"], **result_summary(entry["result"], entry["ifname"]),
+                   "subnet": meta.get("subnet"), "internal": bool(meta.get("internal"))}
+        networks.append(summary)
+        hosts_file = str(Path(bundle) / "hosts") if bundle else None
+        add_member(store, entry["name"], cid,
+                   {"name": record["name"], "hostname": hostname, "hosts_file": hosts_file,
+                    "addresses": summary["addresses"], "record": str(rpath)},
+                   bool(meta.get("dns_enabled", True)))
+    section = {**base, "mode": "bridge", "netns": str(ns), "networks": networks,
+               "ports": ports}
+    record["section"] = section
+    record["complete"] = True
+    _write_record(rpath, record)
+    return {**doc, "changed": True, "network": section}
+
+
+def _teardown(record: dict[str, Any], rpath: Path, cni: CniRuntime) -> list[str]:
+    """DEL every network of the record (reverse order), drop memberships, remove the
+    namespace and the record. Never stops early; returns what failed."""
+    from podkit_netsetup._members import remove_member
+    from podkit_netsetup._netns import delete_netns
+
+    warnings: list[str] = []
+    cid = record["container_id"]
+    store = NetworkStore(_roots_of(rpath), record.get("config_dir"))
+    for entry in reversed(record.get("networks") or []):
+        warnings += cni.delete(entry["conflist"], _rt(entry, cid, record["netns"]),
+                               entry.get("result"))
+        dns = bool((entry["conflist"].get("podkit") or {}).get("dns_enabled", True))
+        try:
+            remove_member(store, entry["name"], cid, dns)
+        except errors.PodkitError as exc:
+            warnings.append(exc.message)
+    if record.get("netns_owned"):
+        try:
+            delete_netns(record["netns"])
+        except errors.PodkitError as exc:
+            warnings.append(exc.message)
+    rpath.unlink(missing_ok=True)
+    return warnings
+
+
+def _roots_of(rpath: Path) -> Roots:
+    # <runroot>/netsetup/attachments/<id>.json; the root only matters for the default
+    # config dir, and records always name their config dir.
+    runroot = rpath.parents[2]
+    return Roots(runroot, runroot)
+
+
+def detach_cni(cid: str, roots: Roots, cni: CniRuntime | None) -> tuple[list[str], bool]:
+    rpath = record_path(roots, cid)
+    try:
+        record = atomic.read_json(rpath)
+    except FileNotFoundError:
+        return [], False
+    return _teardown(record, rpath, cni or CniRuntime()), True
+
+
+def detach_network_from_record(store: NetworkStore, record_file: str | None, cid: str,
+                               network: str, cni: CniRuntime | None = None) -> None:
+    """DEL one network of a container (for `network rm --force`); the record keeps the
+    others."""
+    from podkit_netsetup._members import remove_member
+
+    cni = cni or CniRuntime()
+    if record_file:
+        rpath = Path(record_file)
+        with contextlib.suppress(FileNotFoundError):
+            record = atomic.read_json(rpath)
+            keep = []
+            for entry in record.get("networks") or []:
+                if entry["name"] == network:
+                    cni.delete(entry["conflist"], _rt(entry, cid, record["netns"]),
+                               entry.get("result"))
+                else:
+                    keep.append(entry)
+            record["networks"] = keep
+            _write_record(rpath, record)
+    with contextlib.suppress(errors.PodkitError):
+        remove_member(store, network, cid)
+
+
+def check_cni(cid: str, roots: Roots, cni: CniRuntime | None = None) -> list[dict[str, Any]]:
+    """CHECK every network of the container; raise RuntimeFailure on the first problem."""
+    cni = cni or CniRuntime()
+    try:
+        record = atomic.read_json(record_path(roots, cid))
+    except FileNotFoundError:
+        raise errors.NotFound(f"container {cid[:12]} is not attached to any CNI network",
+                              hint="pod-netsetup attach first") from None
+    if not os.path.exists(record["netns"]):
+        raise errors.RuntimeFailure(f"network namespace {record['netns']} is gone")
+    out = []
+    for entry in record["networks"]:
+        cni.check(entry["conflist"], _rt(entry, cid, record["netns"]), entry["result"])
+        out.append({"name": entry["name"], "interface": entry["ifname"], "ok": True})
+    return out
+
+
+def status(cid: str, roots: Roots) -> dict[str, Any]:
+    from podkit_netsetup._netns import mounted, pids_in
+
+    try:
+        record = atomic.read_json(record_path(roots, cid))
+    except FileNotFoundError:
+        return {"container_id": cid, "attached": False, "networks": []}
+    return {"container_id": cid, "attached": True, "complete": record.get("complete", False),
+            "netns": record["netns"], "netns_mounted": mounted(record["netns"]),
+            "processes": len(pids_in(record["netns"])),
+            "networks": (record.get("section") or {}).get("networks")
+            or [{"name": e["name"], "interface": e["ifname"]} for e in record["networks"]]}
