@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from . import bridge, listing
 from .images import BenchImage
 from .runner import BenchFailure, Sample, run_timed
 
@@ -53,6 +54,7 @@ class Context:
     podkit: Engine
     podman: Engine
     logs: Path
+    quick: bool = False
 
     @property
     def sides(self) -> tuple[Engine, Engine]:
@@ -87,12 +89,21 @@ class Scenario:
         if self.kind == "pipe-pull":
             pipeline = getattr(side, "pipeline_pull_argv", side.pull_argv)
             return pipeline(ctx.ref(self.arg))
+        if self.kind == "run-bridge":
+            return bridge.argv(side, ctx.ref(self.arg), RUN_COMMAND)
+        if self.kind == "list":
+            return listing.argv(side, self.name)
         return side.run_argv(ctx.ref(self.arg), RUN_COMMAND)
 
     def setup(self, ctx: Context) -> None:
         """Once before the rounds: `run` needs the image in both stores (pulled untimed)."""
-        if self.kind != "run":
+        if self.kind == "list":
+            listing.setup(ctx, self.name, self.arg, ctx.quick)
             return
+        if self.kind not in ("run", "run-bridge"):
+            return
+        if self.kind == "run-bridge":
+            bridge.setup(ctx)
         for side in ctx.sides:
             side.reset()
             sample = run_timed(side.pull_argv(ctx.ref(self.arg)), side.env,
@@ -114,11 +125,21 @@ class Scenario:
                 raise BenchFailure(f"{side.name}: {got} files unpacked, the image has {want}")
             return
         _verify_exit(side, sample)
+        if self.kind == "list":
+            listing.verify(side, self.name, sample)
+            return
         if self.kind == "version":
             if "version" not in sample.stdout.read_text(errors="replace"):
                 raise BenchFailure(f"{side.name}: --version printed no version\n{sample.tail()}")
         elif leftover := side.containers():
             raise BenchFailure(f"{side.name}: run --rm left containers {leftover}")
+        if self.kind == "run-bridge":
+            bridge.verify(side)
+
+    def teardown(self, ctx: Context, say: Callable[[str], None]) -> None:
+        """Once after the rounds (also after a failure)."""
+        if self.kind == "run-bridge":
+            bridge.teardown(ctx, say)
 
 
 def _verify_exit(side: Engine, sample: Sample) -> None:
@@ -151,6 +172,14 @@ SCENARIOS: tuple[Scenario, ...] = (
              "vs podman pull", "pipe-pull", "large", full=Plan(1, 3), quick=Plan(0, 1)),
     Scenario("run", "run --rm --network none busybox /bin/sh -c true",
              "run", "small", full=Plan(2, 15), quick=Plan(1, 5)),
+    Scenario("run-bridge", "run --rm busybox /bin/sh -c true on the default bridge network "
+             "(podkit: CNI plugins; podman: netavark)",
+             "run-bridge", "small", full=Plan(2, 15), quick=Plan(1, 5)),
+    Scenario("list-containers", "pod-storage containers vs podman ps -a, N containers in "
+             "each store (N=1000; 200 with --quick)", "list", "small",
+             full=Plan(1, 10), quick=Plan(1, 5)),
+    Scenario("list-containers-ps", "pod ps -a vs podman ps -a, N containers in each store "
+             "(N=1000; 200 with --quick)", "list", "small", full=Plan(1, 10), quick=Plan(1, 5)),
 )
 
 
@@ -187,7 +216,15 @@ def measure(scn: Scenario, ctx: Context, plan: Plan,
             say: Callable[[str], None] = lambda m: print(m, file=sys.stderr, flush=True),
             ) -> dict[str, Any]:
     """Run a scenario's rounds (podkit then podman, alternately) and summarise them."""
-    scn.setup(ctx)
+    try:
+        scn.setup(ctx)
+        return _measure(scn, ctx, plan, say)
+    finally:
+        scn.teardown(ctx, say)
+
+
+def _measure(scn: Scenario, ctx: Context, plan: Plan,
+             say: Callable[[str], None]) -> dict[str, Any]:
     results = {side.name: SideResult(scn.argv(ctx, side)) for side in ctx.sides}
     total = plan.warmup + plan.runs
     for i in range(total):

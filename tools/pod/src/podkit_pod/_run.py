@@ -21,9 +21,10 @@ class RunOptions:
     command: tuple[str, ...] = ()
     name: str | None = None
     remove: bool = False
-    network: str = "none"
+    network: Any = "none"  # a mode, or podkit_netsetup.AttachOptions (pod run's flags)
     platform: str | None = None
     interactive: bool = False
+    detach: bool = False
     #: keyword arguments for podkit_image_pull.pull (tls_verify, credentials, ...)
     pull_options: dict[str, Any] = field(default_factory=dict)
 
@@ -52,7 +53,8 @@ def image_document(roots: Roots, ref: str, *, platform: str | None = None,
 def run(roots: Roots, opts: RunOptions, bundle_opts: Any, *,
         stdio: tuple[int, int, int] = (0, 1, 2), progress: Progress = NULL) -> dict[str, Any]:
     """Pull if needed, create, bundle and run; return the final document."""
-    from podkit_netsetup import attach
+    from podkit_pod._containers import discard_runtime, run_options
+    from podkit_pod._network import attach_network, release_network
     from podkit_runtime import remove_bundle, run_bundle, write_bundle
     from podkit_storage import create_container, remove_container, unmount_container
 
@@ -62,11 +64,16 @@ def run(roots: Roots, opts: RunOptions, bundle_opts: Any, *,
     cid = doc["container"]["id"]
     try:
         doc = write_bundle(doc, roots, bundle_opts)
-        doc = attach(doc, opts.network)
-        doc = run_bundle(doc, roots, stdio)
+        doc = attach_network(doc, roots, opts.network)
+        doc = run_bundle(doc, roots, stdio, **run_options(roots, opts, cid))
     finally:
-        if opts.remove:
-            remove_bundle(roots, cid)
+        if not (opts.detach and doc.get("state")):
+            release_network(doc, roots)
+        if opts.detach and doc.get("state"):
+            pass  # conmon's exit command (`pod cleanup`) releases or removes it
+        elif opts.remove:
+            discard_runtime(roots, cid)
+            remove_bundle(roots, cid, remove_volumes=True)  # podman --rm: anonymous too
             remove_container(roots, cid)
         else:
             with contextlib.suppress(errors.PodkitError):

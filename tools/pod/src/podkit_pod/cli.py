@@ -11,6 +11,7 @@ from podkit_common import errors
 from podkit_common.cli import emit, emit_lines, make_app, run_app
 from podkit_image_pull import cli_registry as reg
 from podkit_pod import __version__
+from podkit_pod.cli_images_io import add_images_io_commands
 
 TOOL = "pod"
 app = make_app(TOOL, __version__, "Manage images and containers like podman, built from the "
@@ -51,36 +52,84 @@ def run(ctx: typer.Context,
         hostname: str | None = typer.Option(None, "--hostname"),
         interactive: bool = typer.Option(False, "--interactive", "-i"),
         tty: bool = typer.Option(False, "--tty", "-t"),
+        env_file: list[str] | None = typer.Option(None, "--env-file", metavar="FILE"),
+        group_add: list[str] | None = typer.Option(None, "--group-add"),
+        init: bool = typer.Option(False, "--init"),
+        init_path: str | None = typer.Option(None, "--init-path"),
+        shm_size: str | None = typer.Option(None, "--shm-size"),
+        volume: list[str] | None = typer.Option(None, "--volume", "-v"),
+        mount: list[str] | None = typer.Option(None, "--mount"),
+        tmpfs: list[str] | None = typer.Option(None, "--tmpfs"),
+        image_volume: str = typer.Option("bind", "--image-volume"),
         read_only: bool = typer.Option(False, "--read-only"),
-        network: str = typer.Option("none", "--network", "--net"),
+        read_only_tmpfs: str = typer.Option("true", "--read-only-tmpfs"),
+        pid: str | None = typer.Option(None, "--pid"),
+        ipc: str | None = typer.Option(None, "--ipc"),
+        uts: str | None = typer.Option(None, "--uts"),
+        cgroupns: str | None = typer.Option(None, "--cgroupns"),
+        cap_add: list[str] | None = typer.Option(None, "--cap-add"),
+        cap_drop: list[str] | None = typer.Option(None, "--cap-drop"),
+        privileged: bool = typer.Option(False, "--privileged"),
+        security_opt: list[str] | None = typer.Option(None, "--security-opt"),
+        memory: str | None = typer.Option(None, "--memory", "-m"),
+        memory_swap: str | None = typer.Option(None, "--memory-swap"),
+        memory_reservation: str | None = typer.Option(None, "--memory-reservation"),
+        cpus: str | None = typer.Option(None, "--cpus"),
+        cpu_shares: str | None = typer.Option(None, "--cpu-shares", "-c"),
+        cpu_period: str | None = typer.Option(None, "--cpu-period"),
+        cpu_quota: str | None = typer.Option(None, "--cpu-quota"),
+        cpuset_cpus: str | None = typer.Option(None, "--cpuset-cpus"),
+        cpuset_mems: str | None = typer.Option(None, "--cpuset-mems"),
+        pids_limit: str | None = typer.Option(None, "--pids-limit"),
+        blkio_weight: str | None = typer.Option(None, "--blkio-weight"),
+        oom_score_adj: str | None = typer.Option(None, "--oom-score-adj"),
+        ulimit: list[str] | None = typer.Option(None, "--ulimit"),
+        sysctl: list[str] | None = typer.Option(None, "--sysctl"),
+        device: list[str] | None = typer.Option(None, "--device"),
+        cgroup_parent: str | None = typer.Option(None, "--cgroup-parent"),
+        hooks_dir: list[str] | None = typer.Option(None, "--hooks-dir",
+                                                   help="podman's global --hooks-dir"),
+        label: list[str] | None = typer.Option(None, "--label", "-l"),
+        annotation: list[str] | None = typer.Option(None, "--annotation"),
+        network: str | None = typer.Option(None, "--network", "--net",
+                                           help="podkit (default) | NAME[,NAME] | none | host"),
+        publish: list[str] | None = typer.Option(None, "--publish", "-p"),
+        publish_all: bool = typer.Option(False, "--publish-all", "-P"),
+        ip: list[str] | None = typer.Option(None, "--ip"),
+        mac_address: str | None = typer.Option(None, "--mac-address"),
+        add_host: list[str] | None = typer.Option(None, "--add-host"),
+        dns: list[str] | None = typer.Option(None, "--dns"),
+        dns_search: list[str] | None = typer.Option(None, "--dns-search"),
+        dns_option: list[str] | None = typer.Option(None, "--dns-option"),
         platform: str | None = typer.Option(None, "--platform"),
         detach: bool = typer.Option(False, "--detach", "-d"),
         tls_verify: bool | None = reg.TLS_VERIFY, creds: str | None = reg.CREDS,
         authfile: str | None = reg.AUTHFILE, cert_dir: str | None = reg.CERT_DIR,
         signature_policy: str | None = SIGNATURE_POLICY) -> int:
     """Run a command in a new container (pulling the image if it is missing)."""
+    from podkit_pod._network import network_options
     from podkit_pod._run import RunOptions
     from podkit_pod._run import run as run_container
-    from podkit_runtime import BundleOptions
-    from podkit_runtime.cli import parse_entrypoint
+    from podkit_runtime._cli_values import bundle_options
 
-    if detach:
-        raise errors.NotImplementedYet("pod run --detach needs conmon (the lifecycle issue)")
     if tty and not sys.stdin.isatty():
         raise errors.UsageError("--tty needs a terminal on stdin")
-    env_items = [e if "=" in e else f"{e}={os.environ[e]}" for e in env or []
-                 if "=" in e or e in os.environ]
-    bundle_opts = BundleOptions(command=tuple(command or ()),
-                                entrypoint=parse_entrypoint(entrypoint), env=tuple(env_items),
-                                workdir=workdir, user=user, hostname=hostname, tty=tty,
-                                read_only=read_only)
+    bundle_opts = bundle_options(locals())
     opts = RunOptions(image=image, command=tuple(command or ()), name=name, remove=rm,
-                      network=network, platform=platform, interactive=interactive,
+                      network=network_options(network, publish=publish,
+                                              publish_all=publish_all, ip=ip, mac=mac_address,
+                                              add_host=add_host, dns=dns, dns_search=dns_search,
+                                              dns_option=dns_option),
+                      platform=platform, interactive=interactive,
+                      detach=detach,
                       pull_options=_pull_options(tls_verify, creds, authfile, cert_dir,
                                                  signature_policy))
     stdin = 0 if interactive or tty else os.open(os.devnull, os.O_RDONLY)
     doc = run_container(ctx.obj.roots, opts, bundle_opts, stdio=(stdin, 1, 2),
                         progress=ctx.obj.progress())
+    if detach:
+        sys.stdout.write(doc["container"]["id"] + "\n")  # podman run -d prints the id
+        return 0
     return int(doc["state"]["exit_code"])
 
 
@@ -122,35 +171,43 @@ def images(ctx: typer.Context,
 @app.command()
 def ps(ctx: typer.Context, all_: bool = typer.Option(False, "--all", "-a"),
        fmt: str = typer.Option("table", "--format", help="table|json")) -> None:
-    """List containers (only exited ones exist until the lifecycle issue)."""
-    from podkit_storage import list_containers
+    """List containers: the running ones, or all with --all (like podman ps)."""
+    from podkit_pod._containers import ps as ps_lines
+    from podkit_runtime._inspect import table
 
-    rows = list_containers(ctx.obj.roots) if all_ else []
+    rows = ps_lines(ctx.obj.roots, all_=all_)
     if fmt == "json":
-        emit_lines({"Id": c["id"], "Names": [c["name"]], "Image": c.get("image_name"),
-                    "Created": c.get("created")} for c in rows)
+        emit_lines(rows)
         return
-    sys.stdout.write(f"{'CONTAINER ID':<14} {'IMAGE':<40} {'NAMES'}\n")
-    for c in rows:
-        sys.stdout.write(f"{c['id'][:12]:<14} {c.get('image_name') or '':<40} {c['name']}\n")
+    sys.stdout.write(table(rows))
 
 
 @app.command()
 def rm(ctx: typer.Context, containers: list[str] = typer.Argument(...),
-       force: bool = typer.Option(False, "--force", "-f")) -> None:
-    """Remove containers; prints each removed id like podman."""
-    from podkit_runtime import remove_bundle
-    from podkit_storage import load_container, remove_container
+       force: bool = typer.Option(False, "--force", "-f"),
+       volumes: bool = typer.Option(False, "--volumes", "-v",
+                                    help="also remove the container's anonymous volumes")
+       ) -> None:
+    """Remove containers (--force stops running ones first); prints each removed id."""
+    from podkit_pod._containers import remove
 
     for ref in containers:
-        c = load_container(ctx.obj.roots, ref)
-        remove_bundle(ctx.obj.roots, c["id"])
-        remove_container(ctx.obj.roots, c["id"])
-        sys.stdout.write(c["id"] + "\n")
+        cid = remove(ctx.obj.roots, ref, force=force, remove_volumes=volumes)
+        sys.stdout.write(cid + "\n")
 
+
+add_images_io_commands(app)  # load, save, import, export: cli_images_io.py
+
+from podkit_pod.cli_containers import add_container_commands  # noqa: E402
+
+add_container_commands(app)  # logs, stop, kill, wait, inspect, start, pause, cleanup
+
+from podkit_pod.cli_volume import app as _volume_app  # noqa: E402
+
+app.add_typer(_volume_app, name="volume")  # create, ls, inspect, rm, prune, exists
 
 def main() -> None:
-    run_app(app, TOOL, positional_ends_options=("run",), bool_flags=("tls-verify",),
+    run_app(app, TOOL, positional_ends_options=("run", "exec"), bool_flags=("tls-verify",),
             error_code=_own_error_code)
 
 
