@@ -12,6 +12,7 @@ import contextlib
 import os
 import selectors
 import socket
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,11 @@ STDOUT_STREAM = 2
 STDERR_STREAM = 3
 #: conmon reads at most 8192 bytes at a time; one more for the stream byte
 PACKET = 8193
+#: how long the attached side waits for output before looking for the exit file:
+#: short right after output (a container that just printed often just exited), then
+#: backing off so a quiet long-running container costs next to nothing
+IDLE_FIRST = 0.002
+IDLE_MAX = 0.25
 
 
 def connect(path: Path) -> socket.socket:
@@ -107,18 +113,45 @@ class DetachScanner:
         return bytes(out), False
 
 
+def _drain(sock: socket.socket, stdout_fd: int, stderr_fd: int) -> None:
+    """Copy what conmon has already sent, without waiting for more."""
+    while True:
+        try:
+            packet = sock.recv(PACKET, socket.MSG_DONTWAIT)
+        except (BlockingIOError, ConnectionResetError):
+            return
+        if not packet:
+            return
+        _write_all(stderr_fd if packet[0] == STDERR_STREAM else stdout_fd, packet[1:])
+
+
 def pump(sock: socket.socket, stdout_fd: int, stderr_fd: int,
-         stdin_fd: int | None = None, detach_keys: bytes = b"") -> bool:
+         stdin_fd: int | None = None, detach_keys: bytes = b"",
+         finished: Callable[[], bool] | None = None) -> bool:
     """Copy the container's output to our fds (and our stdin to it) until conmon hangs up
-    (False) or the user types the detach keys (True)."""
+    or ``finished()`` says the container is done (False), or the user types the detach
+    keys (True).
+
+    conmon sends the last output before it writes the exit file, but it keeps the socket
+    open until its exit command has finished; ``finished`` (the exit file exists) lets
+    an attached run end when the container does, not a process start-up later."""
     scanner = DetachScanner(detach_keys)
     sel = selectors.DefaultSelector()
     sel.register(sock, selectors.EVENT_READ, "sock")
     if stdin_fd is not None:
         sel.register(stdin_fd, selectors.EVENT_READ, "stdin")
+    idle = IDLE_FIRST
     try:
         while True:
-            for key, _ in sel.select():
+            events = sel.select(idle if finished is not None else None)
+            if not events:
+                if finished is not None and finished():
+                    _drain(sock, stdout_fd, stderr_fd)
+                    return False
+                idle = min(idle * 2, IDLE_MAX)
+                continue
+            idle = IDLE_FIRST
+            for key, _ in events:
                 if key.data == "stdin":
                     try:
                         data = os.read(stdin_fd, 8192)  # type: ignore[arg-type]

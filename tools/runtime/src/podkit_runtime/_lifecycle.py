@@ -311,9 +311,10 @@ def run(doc: dict[str, Any], roots: Roots, opts: CreateOptions = CreateOptions()
     try:
         start(roots, cid)
         stdin_fd: int | None = stdio[0] if opts.stdin else None
+        exit_file = paths.exit_file
         while True:
             try:
-                pump(sock, stdio[1], stdio[2], stdin_fd)
+                pump(sock, stdio[1], stdio[2], stdin_fd, finished=exit_file.exists)
                 break
             except KeyboardInterrupt:
                 # podman's sig-proxy: the container decides what ^C means.
@@ -322,9 +323,17 @@ def run(doc: dict[str, Any], roots: Roots, opts: CreateOptions = CreateOptions()
                 stdin_fd = None
     finally:
         sock.close()
-    record, seen = wait(roots, cid)
-    if opts.remove:
-        remove(roots, cid, force=True, remove_volumes=True)
+    if _state.read_exit_file(paths) is not None:
+        # Record the exit ourselves rather than wait for conmon's exit command (a
+        # process start-up away); the exit command then finds it done (or gone).
+        record = _state.settle(roots, cid, _runc_delete)
+        seen = _state.observe(roots, record)
+        if opts.remove:
+            _remove_now(roots, cid, remove_volumes=True)
+    else:
+        record, seen = wait(roots, cid)
+        if opts.remove:
+            remove(roots, cid, force=True, remove_volumes=True)
     return {**doc, "changed": True, "state": state_section(record, seen)}
 
 
