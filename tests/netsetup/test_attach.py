@@ -263,8 +263,10 @@ def test_kill_9_in_the_middle_of_add_then_cleanup_leaves_nothing(net_env, tmp_pa
     env = {**net_env, "PODKIT_CNI_PATH": str(plugins)}
     doc = container_doc(new_id(), "victim")
     before = iptables_rules()
+    # a MAC address gives tuning work to do (without one the attach skips it)
     proc = subprocess.Popen(["pod-netsetup", "attach", "--network", net["name"],
-                             "-p", "127.0.0.1::80"], env=env, stdin=subprocess.PIPE,
+                             "-p", "127.0.0.1::80", "--mac-address", "02:42:ac:11:00:66"],
+                            env=env, stdin=subprocess.PIPE,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     proc.stdin.write(jsonio.dumps(doc))

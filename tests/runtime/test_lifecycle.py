@@ -92,8 +92,7 @@ def eventually(predicate, what: str, limit: float = 30.0):
     raise AssertionError(f"never happened: {what}")
 
 
-def leftovers(tmp_path: Path) -> list[str]:
-    """Live processes whose command line mentions this test's directory (conmon, runc)."""
+def _live_mentions(tmp_path: Path) -> list[str]:
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) == os.getpid():
@@ -102,6 +101,19 @@ def leftovers(tmp_path: Path) -> list[str]:
         if argv and str(tmp_path) in " ".join(argv) and is_alive(int(entry)):
             found.append(f"{entry}: {' '.join(argv)[:200]}")
     return found
+
+
+def leftovers(tmp_path: Path, settle: float = 15.0) -> list[str]:
+    """Live processes whose command line mentions this test's directory (conmon, runc,
+    an exit command), once they had ``settle`` seconds to end: like podman's, an attached
+    run returns at the container's exit while conmon's exit command may still be
+    finishing; what must never happen is that they stay."""
+    deadline = time.monotonic() + settle
+    while True:
+        found = _live_mentions(tmp_path)
+        if not found or time.monotonic() >= deadline:
+            return found
+        time.sleep(0.05)
 
 
 def runc_ids(env: dict[str, str]) -> list[str]:

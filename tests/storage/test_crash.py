@@ -112,6 +112,7 @@ def reference(big_image, tmp_path_factory) -> dict[str, str]:
             for la in jsonio.loads(proc.stdout)["image"]["layers"]}
 
 
+@pytest.mark.timeout(900)  # 26 s on an idle 2-core machine; 10 kills, 3 checks each
 def test_import_killed_at_random_points_is_repaired_and_redone(big_image, reference,
                                                                tmp_path):
     rng = random.Random(os.getpid())
@@ -134,6 +135,7 @@ def test_import_killed_at_random_points_is_repaired_and_redone(big_image, refere
 
 
 @pytest.mark.overlay
+@pytest.mark.timeout(900)  # 60 s on an idle 2-core machine; 10 kills, 3 checks each
 def test_create_killed_at_random_points_is_repaired_and_redone(big_image, tmp_path,
                                                                podkit_env):
     rng = random.Random(os.getpid())

@@ -25,7 +25,9 @@ def fsync_dir(path: str | os.PathLike[str]) -> None:
 def temp_path_for(path: str | os.PathLike[str]) -> Path:
     """A unique temporary sibling of ``path`` (same directory, so rename is atomic)."""
     p = Path(path)
-    return p.with_name(f"{TMP_PREFIX}{p.name}.{os.getpid()}.{os.urandom(4).hex()}")
+    # "r" before the random part: all-digit hex would read as the writer's pid, and a
+    # concurrent sweep would take a live writer's file for abandoned.
+    return p.with_name(f"{TMP_PREFIX}{p.name}.{os.getpid()}.r{os.urandom(4).hex()}")
 
 
 def write_bytes(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o644,

@@ -201,7 +201,9 @@ def run_app(app: typer.Typer, tool: str, *, argv: Sequence[str] | None = None,
     ``error_code`` lets ``pod`` remap codes podman's way (125 for its own errors).
     """
     args = list(sys.argv[1:] if argv is None else argv)
-    command = typer.main.get_command(app)
+    from podkit_common.lazy_commands import lazy_group
+
+    command = lazy_group(app)  # subcommands built on first use: cheap starts
     names = set(getattr(command, "commands", {}) or {})
     args = normalize_bool_flags(args, bool_flags)
     args = _rewrite_argv(args, names, default_command, set(positional_ends_options))

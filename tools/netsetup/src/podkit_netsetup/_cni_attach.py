@@ -18,6 +18,7 @@ from podkit_netsetup._attach import (
 )
 from podkit_netsetup._cni import CniRuntime, RuntimeConf, result_summary
 from podkit_netsetup._networks import DEFAULT_NETWORK, NetworkStore, validate_name
+from podkit_netsetup._plugin_plan import active_conflist
 
 #: Plugin messages that mean "that address is taken" (host-local's wording).
 IP_TAKEN = ("not available", "already allocated", "has been allocated")
@@ -128,12 +129,14 @@ def attach_cni(doc: dict[str, Any], opts: AttachOptions, names: list[str], roots
             args = [["K8S_POD_NAME", container.get("name") or cid[:12]]]
             if opts.mac:
                 args.append(["MAC", opts.mac])
-            entry = {"name": conflist["name"], "ifname": f"eth{i}", "conflist": conflist,
-                     "cni_args": args, "capability_args": caps, "result": None}
+            ran, skipped = active_conflist(conflist, caps, args)  # DEL runs what ADD ran
+            entry = {"name": conflist["name"], "ifname": f"eth{i}", "conflist": ran,
+                     "cni_args": args, "capability_args": caps, "result": None,
+                     "skipped_plugins": skipped}
             record["networks"].append(entry)
             _write_record(rpath, record)  # before ADD: DEL must be possible after a crash
             try:
-                entry["result"] = cni.add(conflist, _rt(entry, cid, str(ns)))
+                entry["result"] = cni.add(ran, _rt(entry, cid, str(ns)))
             except errors.RuntimeFailure as exc:
                 if ips[i] and any(t in exc.message for t in IP_TAKEN):
                     raise errors.Conflict(f"--ip {', '.join(ips[i])}: {exc.message}",

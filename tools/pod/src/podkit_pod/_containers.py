@@ -75,13 +75,22 @@ def cleanup(roots: Roots, cid: str, *, remove_after: bool) -> dict[str, Any]:
     ``remove_after``) the storage container too, else just its mount released."""
     from podkit_pod._network import release_network
     from podkit_runtime import cleanup_container as cleanup_runtime
+    from podkit_runtime._restart import will_restart
     from podkit_runtime._state import load_record
     from podkit_storage import remove_container, unmount_container
 
+    # A container its restart policy brings back keeps its network and rootfs mount.
+    restarting = not remove_after and will_restart(roots, cid)
     with contextlib.suppress(errors.NotFound):
         # podman's cleanup tears the network down once the container has exited.
-        release_network(load_record(roots, cid).get("doc") or {}, roots)
+        if not restarting:
+            release_network(load_record(roots, cid).get("doc") or {}, roots)
     out = cleanup_runtime(roots, cid, remove_after=remove_after)
+    if out.get("restarted"):
+        return out
+    if restarting:  # the restart failed after all: release what was kept
+        with contextlib.suppress(errors.NotFound):
+            release_network(load_record(roots, cid).get("doc") or {}, roots)
     with contextlib.suppress(errors.NotFound):
         if remove_after:
             remove_container(roots, cid)
@@ -117,8 +126,11 @@ def run_options(roots: Roots, opts: Any, cid: str) -> dict[str, Any]:
     from podkit_runtime import CreateOptions
 
     detached_exit = exit_command(roots, cid, opts.remove) if opts.detach else None
+    extras = dict(getattr(opts, "create_extras", {}))
+    if not opts.detach:  # an attached run unmounts the rootfs when it returns: no restarts
+        extras.pop("restart_policy", None)
     return {"options": CreateOptions(stdin=opts.interactive, remove=opts.remove,
-                                     exit_command=detached_exit),
+                                     exit_command=detached_exit, **extras),
             "detach": opts.detach}
 
 

@@ -27,6 +27,8 @@ class RunOptions:
     detach: bool = False
     #: keyword arguments for podkit_image_pull.pull (tls_verify, credentials, ...)
     pull_options: dict[str, Any] = field(default_factory=dict)
+    #: CreateOptions' restart_policy and health (podkit_runtime.cli_health.create_extras)
+    create_extras: dict[str, Any] = field(default_factory=dict)
 
 
 def pull_and_import(roots: Roots, ref: str, *, platform: str | None = None,

@@ -12,6 +12,8 @@ from podkit_common.cli import emit, emit_lines, make_app, run_app
 from podkit_image_pull import cli_registry as reg
 from podkit_pod import __version__
 from podkit_pod.cli_images_io import add_images_io_commands
+from podkit_runtime import cli_health as _H
+from podkit_runtime import cli_inspecting as _I
 
 TOOL = "pod"
 app = make_app(TOOL, __version__, "Manage images and containers like podman, built from the "
@@ -103,6 +105,11 @@ def run(ctx: typer.Context,
         dns_option: list[str] | None = typer.Option(None, "--dns-option"),
         platform: str | None = typer.Option(None, "--platform"),
         detach: bool = typer.Option(False, "--detach", "-d"),
+        restart: str | None = _H.RESTART, health_cmd: str | None = _H.HEALTH_CMD,
+        health_interval: str = _H.HEALTH_INTERVAL, health_retries: int = _H.HEALTH_RETRIES,
+        health_start_period: str = _H.HEALTH_START_PERIOD,
+        health_timeout: str = _H.HEALTH_TIMEOUT, health_on_failure: str = _H.HEALTH_ON_FAILURE,
+        log_driver: str | None = _I.LOG_DRIVER, log_opt: list[str] | None = _I.LOG_OPT,
         tls_verify: bool | None = reg.TLS_VERIFY, creds: str | None = reg.CREDS,
         authfile: str | None = reg.AUTHFILE, cert_dir: str | None = reg.CERT_DIR,
         signature_policy: str | None = SIGNATURE_POLICY) -> int:
@@ -121,7 +128,8 @@ def run(ctx: typer.Context,
                                               add_host=add_host, dns=dns, dns_search=dns_search,
                                               dns_option=dns_option),
                       platform=platform, interactive=interactive,
-                      detach=detach,
+                      detach=detach, create_extras={**_H.create_extras(locals()),
+                                                    **_I.log_extras(locals())},
                       pull_options=_pull_options(tls_verify, creds, authfile, cert_dir,
                                                  signature_policy))
     stdin = 0 if interactive or tty else os.open(os.devnull, os.O_RDONLY)
@@ -170,12 +178,19 @@ def images(ctx: typer.Context,
 
 @app.command()
 def ps(ctx: typer.Context, all_: bool = typer.Option(False, "--all", "-a"),
-       fmt: str = typer.Option("table", "--format", help="table|json")) -> None:
+       fmt: str = typer.Option("table", "--format", help="table|json|Go template"),
+       filter_: list[str] | None = typer.Option(None, "--filter", "-f", help="KEY=VALUE")
+       ) -> None:
     """List containers: the running ones, or all with --all (like podman ps)."""
     from podkit_pod._containers import ps as ps_lines
     from podkit_runtime._inspect import table
+    from podkit_runtime._ps_filter import ps_output, wants_all
 
-    rows = ps_lines(ctx.obj.roots, all_=all_)
+    rows, text = ps_output(ctx.obj.roots, ps_lines(ctx.obj.roots, all_=wants_all(all_, filter_)),
+                           filter_, fmt)
+    if text is not None:
+        sys.stdout.write(text)
+        return
     if fmt == "json":
         emit_lines(rows)
         return
@@ -201,10 +216,14 @@ add_images_io_commands(app)  # load, save, import, export: cli_images_io.py
 from podkit_pod.cli_containers import add_container_commands  # noqa: E402
 
 add_container_commands(app)  # logs, stop, kill, wait, inspect, start, pause, cleanup
+from podkit_pod.cli_inspecting import add_inspecting_commands  # noqa: E402
+
+add_inspecting_commands(app)  # cp, top, stats, port, rename: cli_inspecting.py
 
 from podkit_pod.cli_volume import app as _volume_app  # noqa: E402
 
 app.add_typer(_volume_app, name="volume")  # create, ls, inspect, rm, prune, exists
+app.add_typer(_H.health_app(podman_output=True), name="healthcheck")  # cli_health.py
 
 def main() -> None:
     run_app(app, TOOL, positional_ends_options=("run", "exec"), bool_flags=("tls-verify",),

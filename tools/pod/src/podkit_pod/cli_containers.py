@@ -98,6 +98,7 @@ def add_container_commands(app: typer.Typer) -> None:
     def exec_(ctx: typer.Context, container: str = typer.Argument(...),
               command: list[str] = typer.Argument(...),
               interactive: bool = typer.Option(False, "--interactive", "-i"),
+              tty: bool = typer.Option(False, "--tty", "-t"),
               detach: bool = typer.Option(False, "--detach", "-d"),
               env: list[str] | None = typer.Option(None, "--env", "-e"),
               workdir: str | None = typer.Option(None, "--workdir", "-w"),
@@ -109,7 +110,7 @@ def add_container_commands(app: typer.Typer) -> None:
         doc = exec_container(ctx.obj.roots, container,
                       ExecOptions(command=tuple(command), env=tuple(env or ()),
                                   workdir=workdir, user=user, stdin=interactive,
-                                  detach=detach), stdio=(0, 1, 2))
+                                  detach=detach, tty=tty), stdio=(0, 1, 2))
         code = doc["exec"]["exit_code"]
         if detach:
             sys.stdout.write(doc["exec"]["id"] + "\n")

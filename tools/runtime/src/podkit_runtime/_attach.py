@@ -199,7 +199,11 @@ def attach(roots: Roots, ref: str, *, stdio: tuple[int, int, int] = (0, 1, 2),
     sock = connect(ContainerPaths(roots, cid).attach_socket)
     try:
         feed = stdio[0] if stdin and record.get("stdin") else None
-        detached = pump(sock, stdio[1], stdio[2], feed, keys if feed is not None else b"")
+        from podkit_runtime._tty import terminal_for
+
+        with terminal_for(bool(record.get("tty")), feed,
+                          ContainerPaths(roots, cid).ctl, stdio[1]):
+            detached = pump(sock, stdio[1], stdio[2], feed, keys if feed is not None else b"")
     finally:
         sock.close()
     if detached:

@@ -62,6 +62,7 @@ class ConmonOptions:
     remove: bool = False
     log_level: str = "warning"
     log_size_max: int | None = None
+    log_driver: str = "k8s-file"  # or "none" (_log_options)
     #: None: ``pod-runtime cleanup``; else the exit command argv (pod passes its own)
     exit_command: tuple[str, ...] | None = None
 
@@ -74,7 +75,8 @@ def conmon_argv(conmon: str, runc: str, paths: ContainerPaths, opts: ConmonOptio
             "-b", str(paths.bundle), "-p", str(paths.pidfile), "-n", opts.name,
             "--exit-dir", str(paths.exit_dir), "--full-attach",
             "--runtime-arg", "--root", "--runtime-arg", str(paths.runc_root),
-            "-l", f"k8s-file:{paths.log}", "--log-level", opts.log_level]
+            "-l", "none" if opts.log_driver == "none" else f"k8s-file:{paths.log}",
+            "--log-level", opts.log_level]
     if opts.log_size_max:
         argv += ["--log-size-max", str(opts.log_size_max)]
     argv += ["--runtime-arg", "--log-format=json", "--runtime-arg", "--log",
@@ -162,9 +164,11 @@ def spawn_conmon(argv: list[str], env: dict[str, str], conmon_log: Path,
     try:
         # The start byte: conmon forks nothing until it reads it (a cgroup would go here).
         start_parent.send(b"\0")
-        # The first conmon exits once the long-lived one is forked and its pid written.
-        first_rc = proc.wait(timeout=timeout)
+        # The report comes after runc create; the first conmon exits once the long-lived
+        # one is forked and its pid written, long before. Waiting for it first would
+        # poll (Popen.wait with a timeout sleeps in growing steps) for nothing.
         report = _read_sync(sync_parent, timeout)
+        first_rc = proc.wait(timeout=timeout)
     finally:
         sync_parent.close()
         start_parent.close()

@@ -37,6 +37,7 @@ class ExecOptions:
     user: str | None = None
     stdin: bool = False
     detach: bool = False
+    tty: bool = False
 
 
 def exec_process_spec(process: dict[str, Any], opts: ExecOptions,
@@ -49,7 +50,7 @@ def exec_process_spec(process: dict[str, Any], opts: ExecOptions,
     for item in [*process.get("env", []), *opts.env]:
         key, _, value = item.partition("=")
         env[key] = value
-    spec = {**process, "args": list(opts.command), "terminal": False,
+    spec = {**process, "args": list(opts.command), "terminal": opts.tty,
             "env": [f"{k}={v}" for k, v in env.items()]}
     if opts.workdir:
         spec["cwd"] = opts.workdir
@@ -63,7 +64,8 @@ def exec_process_spec(process: dict[str, Any], opts: ExecOptions,
 
 
 def exec_conmon_argv(conmon: str, runc: str, paths: ContainerPaths, name: str, sid: str,
-                     session: Path, spec_file: Path, stdin: bool, attach: bool) -> list[str]:
+                     session: Path, spec_file: Path, stdin: bool, attach: bool,
+                     tty: bool = False) -> list[str]:
     """conmon's command line for an exec session (podman's startExec, ``-l none``)."""
     argv = [conmon, "--api-version", "1", "-c", paths.cid, "-u", sid, "-r", runc,
             "-b", str(session), "-p", str(session / "exec_pid"), "-n", name,
@@ -72,6 +74,8 @@ def exec_conmon_argv(conmon: str, runc: str, paths: ContainerPaths, name: str, s
             "-l", "none", "--log-level", "warning",
             "--runtime-arg", "--log-format=json", "--runtime-arg", "--log",
             f"--runtime-arg={session / 'oci-log'}"]
+    if tty:
+        argv.append("-t")
     if stdin:
         argv.append("-i")
     argv += ["-e", *(["--exec-attach"] if attach else []), "--exec-process-spec",
@@ -130,7 +134,7 @@ def exec_in(roots: Roots, ref: str, opts: ExecOptions,
         atomic.write_json(spec_file, exec_process_spec(config["process"], opts, user),
                           durable=False)
         argv = exec_conmon_argv(conmon_binary(), runc_binary(), paths, record["name"], sid,
-                                session, spec_file, stdin, attach=True)
+                                session, spec_file, stdin, attach=True, tty=opts.tty)
         try:
             pid, sync_sock, sock = _spawn(argv, session, attach=not opts.detach)
         except ExecFailed as exc:
@@ -139,8 +143,12 @@ def exec_in(roots: Roots, ref: str, opts: ExecOptions,
         exit_code = None
         try:
             if sock is not None:
+                from podkit_runtime._tty import terminal_for
+
                 try:
-                    pump(sock, stdio[1], stdio[2], stdio[0] if stdin else None)
+                    with terminal_for(opts.tty, stdio[0] if stdin else None,
+                                      session / "ctl", stdio[1]):
+                        pump(sock, stdio[1], stdio[2], stdio[0] if stdin else None)
                 finally:
                     sock.close()
                 report = _recv_json(sync_sock, "sync")

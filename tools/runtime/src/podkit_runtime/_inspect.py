@@ -51,7 +51,9 @@ def status_text(record: dict[str, Any], seen: Observed, now: float | None = None
     now = time.time() if now is None else now
     if seen.status == "running":
         started = record.get("started_ts") or _ts(record.get("started_at")) or now
-        return f"Up {_ago(now - started)}"
+        from podkit_runtime._health import status_suffix
+
+        return f"Up {_ago(now - started)}{status_suffix(record)}"
     if seen.status == "paused":
         return "Paused"
     if seen.status == "created":
@@ -141,10 +143,12 @@ def inspect(roots: Roots, ref: str) -> dict[str, Any]:
             "Pid": seen.pid,
             "ConmonPid": seen.conmon_pid,
             "ExitCode": seen.exit_code if seen.exit_code is not None else 0,
-            "Error": record.get("exit_note", ""),
+            "Error": record.get("restart_error") or record.get("exit_note") or "",
             "StartedAt": record.get("started_at") or _ZERO_TIME,
             "FinishedAt": seen.finished_at or _ZERO_TIME,
+            **_health_state(record),
         },
+        "RestartCount": int(record.get("restart_count") or 0),
         "Image": record.get("image_id") or "",
         "ImageName": record.get("image") or "",
         "Rootfs": (doc.get("container") or {}).get("rootfs", ""),
@@ -174,6 +178,7 @@ def inspect(roots: Roots, ref: str) -> dict[str, Any]:
             "StopSignal": record.get("stop_signal") or "SIGTERM",
             "StopTimeout": record.get("stop_timeout", 10),
             "CreateCommand": None,
+            **_health_config(record),
         },
         "HostConfig": {
             "AutoRemove": bool(record.get("auto_remove")),
@@ -182,8 +187,25 @@ def inspect(roots: Roots, ref: str) -> dict[str, Any]:
             "ReadonlyRootfs": bool((config.get("root") or {}).get("readonly")),
             "CgroupParent": (config.get("linux") or {}).get("cgroupsPath", "").rsplit("/", 1)[0],
             "StopTimeout": record.get("stop_timeout", 10),
+            "RestartPolicy": {"Name": (record.get("restart_policy") or {}).get("name", "no"),
+                              "MaximumRetryCount":
+                                  (record.get("restart_policy") or {}).get("max", 0)},
         },
     }
+
+
+def _health_state(record: dict[str, Any]) -> dict[str, Any]:
+    from podkit_runtime._health import inspect_health
+
+    health = inspect_health(record)
+    return {"Health": health} if health else {}
+
+
+def _health_config(record: dict[str, Any]) -> dict[str, Any]:
+    from podkit_runtime._health import inspect_config
+
+    config = inspect_config(record)
+    return {"Healthcheck": config} if config else {}
 
 
 # The names the package exports.

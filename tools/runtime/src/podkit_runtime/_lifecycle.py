@@ -60,9 +60,13 @@ class CreateOptions:
     tty: bool = False
     remove: bool = False
     log_size_max: int | None = None
+    log_driver: str = "k8s-file"
     stop_signal: str | None = None
     stop_timeout: int = 10
     exit_command: tuple[str, ...] | None = None
+    #: podman's --restart (``_restart``) and the healthcheck (``_health.health_config``)
+    restart_policy: str | None = None
+    health: dict[str, Any] | None = None
 
 
 # -- runc -------------------------------------------------------------------------------
@@ -175,6 +179,7 @@ def create(doc: dict[str, Any], roots: Roots, opts: CreateOptions = CreateOption
     name = doc["container"].get("name") or cid[:12]
     bundle = Path(doc["bundle"]["path"])
     paths = ContainerPaths(roots, cid)
+    extra_fields = _restart_fields(opts)  # bad --restart/--health-* before anything is made
     if bundle != paths.bundle:
         raise errors.InvalidDocument(f"bundle {bundle} is not this runroot's bundle "
                                      f"{paths.bundle}", hint="use the same --runroot")
@@ -193,7 +198,8 @@ def create(doc: dict[str, Any], roots: Roots, opts: CreateOptions = CreateOption
         # A leftover runc container of the same id (a crash mid-create) would fail create.
         _runc_delete(paths, False)
         copts = ConmonOptions(name=name, stdin=opts.stdin, tty=tty, remove=opts.remove,
-                              log_size_max=opts.log_size_max, exit_command=opts.exit_command)
+                              log_size_max=opts.log_size_max, exit_command=opts.exit_command,
+                              log_driver=opts.log_driver)
         argv = conmon_argv(conmon_binary(), runc_binary(), paths, copts, exit_command_binary())
         created_at = time.time()
         try:
@@ -218,7 +224,9 @@ def create(doc: dict[str, Any], roots: Roots, opts: CreateOptions = CreateOption
             "stdin": opts.stdin, "tty": tty, "auto_remove": opts.remove,
             "stop_signal": opts.stop_signal or _image_stop_signal(doc) or "SIGTERM",
             "stop_timeout": opts.stop_timeout, "log_path": str(paths.log),
+            "log_driver": opts.log_driver, "log_size_max": opts.log_size_max,
             "doc": _doc_for_record(doc),
+            **extra_fields,
         }
         _state.save_record(roots, record)
     seen = _state.observe(roots, record)
@@ -280,10 +288,14 @@ def start(roots: Roots, ref: str) -> dict[str, Any]:
                 f"container {record['name']} is {seen.status}: only a created container "
                 "can start", hint="create a new container (podkit does not restart yet)")
         paths = ContainerPaths(roots, cid)
+        # The start time is taken before runc start: a short-lived container may have
+        # finished (exit file written) by the time runc start returns.
+        started_at, started_ts = _state.now_iso(), time.time()
         _runc(paths, "start", cid)
-        record["started_at"] = _state.now_iso()
-        record["started_ts"] = time.time()
+        record["started_at"] = started_at
+        record["started_ts"] = started_ts
         _state.save_record(roots, record)
+        _start_health_timer(roots, record)
         # Read the state under the lock: with --rm, the exit command of a container that
         # is already done may remove everything the moment the lock is free.
         return document(record, _state.observe(roots, record), True)
@@ -297,6 +309,7 @@ def run(doc: dict[str, Any], roots: Roots, opts: CreateOptions = CreateOptions()
     from dataclasses import replace
 
     from podkit_runtime._attach import connect, pump
+    from podkit_runtime._tty import terminal_for
 
     if detach:
         created = create(doc, roots, opts)
@@ -308,7 +321,11 @@ def run(doc: dict[str, Any], roots: Roots, opts: CreateOptions = CreateOptions()
     paths = ContainerPaths(roots, cid)
     # Connect before runc start, so not one byte of output is lost.
     sock = connect(paths.attach_socket)
+    terminal = contextlib.ExitStack()  # tty: raw mode and resizes while attached (_tty)
     try:
+        terminal.enter_context(terminal_for(bool(created.get("bundle", {}).get("tty"))
+                                            or opts.tty, stdio[0] if opts.stdin else None,
+                                            paths.ctl, stdio[1]))
         start(roots, cid)
         stdin_fd: int | None = stdio[0] if opts.stdin else None
         exit_file = paths.exit_file
@@ -322,6 +339,7 @@ def run(doc: dict[str, Any], roots: Roots, opts: CreateOptions = CreateOptions()
                     kill(roots, cid, "SIGINT")
                 stdin_fd = None
     finally:
+        terminal.close()
         sock.close()
     if _state.read_exit_file(paths) is not None:
         # Record the exit ourselves rather than wait for conmon's exit command (a
@@ -348,7 +366,10 @@ def wait(roots: Roots, ref: str, conditions: Iterable[str] = ("stopped", "exited
 
     Waiting for an exit also waits for conmon's exit command to finish, so the record
     holds the exit code when this returns."""
-    cid = _state.resolve(roots, ref)
+    try:
+        cid = _state.resolve(roots, ref)
+    except errors.NotFound:
+        return _removed_exit(roots, ref)  # removed by --rm: its kept exit code
     wanted = {"exited" if c == "stopped" else c for c in conditions}
     for c in wanted:
         if c not in WAIT_CONDITIONS:
@@ -361,8 +382,11 @@ def wait(roots: Roots, ref: str, conditions: Iterable[str] = ("stopped", "exited
         try:
             record, seen = sync(roots, cid)
         except errors.NotFound:
-            # Removed while we waited (--rm): it exited; its exit code went with it.
-            result[:] = [(result[0][0], Observed("exited", None, None, 0, 0))]
+            # Removed while we waited (--rm): it exited; its exit code was kept.
+            try:
+                result[:] = [_removed_exit(roots, cid)]
+            except errors.NotFound:
+                result[:] = [(result[0][0], Observed("exited", None, None, 0, 0))]
             return True
         result[:] = [(record, seen)]
         return seen.status in wanted
@@ -400,6 +424,7 @@ def kill(roots: Roots, ref: str, sig: str | int = "SIGKILL") -> dict[str, Any]:
     if not can_kill(seen.status):
         raise errors.Conflict(f"can only kill running containers. {cid[:12]} is in state "
                               f"{seen.status}: container state improper")
+    _note_user_stop(roots, cid)  # podman's StoppedByUser: no restart policy undoes it
     _runc(ContainerPaths(roots, cid), "kill", cid, name)
     with contextlib.suppress(errors.NotFound):  # --rm: it may be gone already
         thaw_if_paused(roots, cid, seen)
@@ -411,6 +436,7 @@ def stop(roots: Roots, ref: str, timeout: int | None = None,
          stop_signal: str | None = None) -> dict[str, Any]:
     """The stop signal, then SIGKILL after ``timeout`` seconds (podman's stop)."""
     cid = _state.resolve(roots, ref)
+    _note_user_stop(roots, cid)  # first: an exit command mid-restart must see it
     record, seen = sync(roots, cid)
     if not can_kill(seen.status):
         return {**document(record, seen, False), "warnings": []}
@@ -469,6 +495,7 @@ def _remove_now(roots: Roots, cid: str, remove_volumes: bool = False) -> None:
     from podkit_runtime._bundle import remove_bundle
 
     with _state.lock(roots, cid):
+        _stop_health_timer(roots, cid)
         _runc_delete(ContainerPaths(roots, cid), True)
         _state.remove_files(roots, cid)
         remove_bundle(roots, cid, remove_volumes=remove_volumes)
@@ -485,7 +512,14 @@ def cleanup(roots: Roots, ref: str, *, remove_after: bool = False) -> dict[str, 
         record = _state.settle(roots, cid, _runc_delete)
     except errors.NotFound:
         return {"changed": False, "container": {"id": cid}, "removed": False}
+    from podkit_runtime import _exits, _health, _restart
+
+    _health.stop_timer(roots, cid, record)
+    if not remove_after and _restart.after_exit(roots, cid):
+        return {"changed": True, "container": {"id": cid, "name": record.get("name")},
+                "exit_code": record.get("exit_code"), "removed": False, "restarted": True}
     if remove_after:
+        _exits.keep(roots, record)  # wait on a removed --rm container: its exit code
         # podman's --rm takes the anonymous volumes along.
         _remove_now(roots, cid, remove_volumes=True)
     return {"changed": True, "container": {"id": cid, "name": record.get("name")},
@@ -501,3 +535,40 @@ kill_container = kill
 stop_container = stop
 remove_runtime = remove
 cleanup_container = cleanup
+
+
+# -- hooks into restart policies, healthchecks and kept exit codes ------------------------
+
+def _restart_fields(opts: CreateOptions) -> dict[str, Any]:
+    from podkit_runtime._restart import record_fields
+
+    return record_fields(opts)
+
+
+def _start_health_timer(roots: Roots, record: dict[str, Any]) -> None:
+    from podkit_runtime._health import start_timer
+
+    start_timer(roots, record)
+
+
+def _stop_health_timer(roots: Roots, cid: str) -> None:
+    from podkit_runtime._health import stop_timer
+
+    stop_timer(roots, cid)
+
+
+def _note_user_stop(roots: Roots, cid: str) -> None:
+    from podkit_runtime._restart import note_user_stop
+
+    note_user_stop(roots, cid)
+
+
+def _removed_exit(roots: Roots, ref: str) -> tuple[dict[str, Any], Observed]:
+    from podkit_runtime._exits import lookup
+
+    kept = lookup(roots, ref)
+    if kept is None:
+        raise errors.NotFound(f"no such container: {ref}",
+                              hint="pod-runtime ps --all lists the containers")
+    return ({"id": kept["id"], "name": kept.get("name"), "doc": {}},
+            Observed("exited", kept.get("exit_code"), kept.get("finished_at"), 0, 0))

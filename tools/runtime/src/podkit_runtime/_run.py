@@ -61,7 +61,7 @@ def run_bundle(doc: dict[str, Any], roots: Roots,
 
     from podkit_runtime._lifecycle import CreateOptions, run
 
-    prepare_bundle(doc)
+    # _lifecycle.create prepares the bundle (checks it, applies the network section)
     opts = options or CreateOptions()
     if not detach and not opts.stdin and not _is_devnull(stdio[0]):
         opts = replace(opts, stdin=True)

@@ -14,7 +14,7 @@ keyed by the profile's digest and those capabilities: the bundle step parses the
 from __future__ import annotations
 
 import hashlib
-import platform
+import os
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ _NATIVE_TO_SECCOMP = {"amd64": "SCMP_ARCH_X86_64", "arm64": "SCMP_ARCH_AARCH64",
 
 
 def native_arch() -> str:
-    machine = platform.machine()
+    machine = os.uname().machine  # platform.machine(), without importing platform
     return _GOARCH.get(machine, machine)
 
 
@@ -156,7 +156,7 @@ def load_seccomp(path: Path, bounding: list[str], cache_dir: Path | None) -> dic
     if len(data) > MAX_PROFILE:
         raise errors.ResourceExhausted(f"seccomp profile {path} is larger than 4 MiB",
                                        hint="is this really a seccomp profile?")
-    arch, kernel = native_arch(), platform.release()
+    arch, kernel = native_arch(), os.uname().release
     key = hashlib.sha256(b"\0".join([CACHE_FORMAT.encode(), data, arch.encode(),
                                      kernel.encode(), ",".join(sorted(bounding)).encode()]))
     cached = cache_dir / f"{key.hexdigest()}.json" if cache_dir is not None else None

@@ -10,7 +10,6 @@ bundle is removed (or when making the bundle fails).
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import os
 from typing import Any
@@ -27,7 +26,8 @@ _libc: ctypes.CDLL | None = None
 def _lib() -> ctypes.CDLL:
     global _libc
     if _libc is None:
-        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        # the process's own libc: find_library("c") would spawn ldconfig each start
+        _libc = ctypes.CDLL(None, use_errno=True)
     return _libc
 
 

@@ -6,6 +6,8 @@ import typer
 
 from podkit_common.cli import emit, make_app, read_input, run_app
 from podkit_runtime import __version__
+from podkit_runtime import cli_health as _H
+from podkit_runtime import cli_inspecting as _I
 
 TOOL = "pod-runtime"
 app = make_app(TOOL, __version__, "Generate OCI bundles and run them with runc.",
@@ -84,6 +86,11 @@ def run(ctx: typer.Context,
         interactive: bool = typer.Option(False, "--interactive", "-i", help="pass stdin through"),
         detach: bool = typer.Option(False, "--detach", "-d", help="return once it runs"),
         rm: bool = typer.Option(False, "--rm", help="remove it when it exits"),
+        restart: str | None = _H.RESTART, health_cmd: str | None = _H.HEALTH_CMD,
+        health_interval: str = _H.HEALTH_INTERVAL, health_retries: int = _H.HEALTH_RETRIES,
+        health_start_period: str = _H.HEALTH_START_PERIOD,
+        health_timeout: str = _H.HEALTH_TIMEOUT, health_on_failure: str = _H.HEALTH_ON_FAILURE,
+        log_driver: str | None = _I.LOG_DRIVER, log_opt: list[str] | None = _I.LOG_OPT,
         input_path: str = typer.Option("-", "--input", metavar="FILE")) -> int:
     """Run the bundle in the input document under conmon (create + start), attached
     unless --detach.
@@ -98,7 +105,10 @@ def run(ctx: typer.Context,
     _schemas().validate(doc, "urn:podkit:runtime:run-input")
     try:
         result = run_bundle(doc, ctx.obj.roots, stdio_for_cli(interactive and not detach),
-                            options=_lifecycle_options(interactive, rm), detach=detach)
+                            options=_lifecycle_options(interactive, rm,
+                                                       {**_H.create_extras(locals()),
+                                                        **_I.log_extras(locals())}),
+                            detach=detach)
     except ContainerCannotStart as exc:
         from podkit_common.cli import fail
 
@@ -116,6 +126,8 @@ from podkit_runtime.cli_lifecycle import options as _lifecycle_options  # noqa: 
 from podkit_runtime.cli_lifecycle import register as _register_lifecycle  # noqa: E402
 
 _register_lifecycle(app)
+app.add_typer(_H.health_app(), name="healthcheck")  # run, loop: cli_health.py
+_I.register(app)  # cp, top, stats, port, rename: cli_inspecting.py
 
 
 def main() -> None:

@@ -10,6 +10,8 @@ import sys
 import typer
 
 from podkit_common.cli import emit, emit_lines, read_input
+from podkit_runtime import cli_health as H
+from podkit_runtime import cli_inspecting as I
 
 INPUT = typer.Option("-", "--input", metavar="FILE", help="input document (default stdin)")
 
@@ -29,6 +31,11 @@ def register(app: typer.Typer) -> None:
                rm: bool = typer.Option(False, "--rm", help="remove when it exits"),
                stop_signal: str | None = typer.Option(None, "--stop-signal"),
                stop_timeout: int = typer.Option(10, "--stop-timeout"),
+               restart: str | None = H.RESTART, health_cmd: str | None = H.HEALTH_CMD,
+               health_interval: str = H.HEALTH_INTERVAL, health_retries: int = H.HEALTH_RETRIES,
+               health_start_period: str = H.HEALTH_START_PERIOD,
+               health_timeout: str = H.HEALTH_TIMEOUT, health_on_failure: str = H.HEALTH_ON_FAILURE,
+               log_driver: str | None = I.LOG_DRIVER, log_opt: list[str] | None = I.LOG_OPT,
                input_path: str = INPUT) -> None:
         """Create the container of the input document under conmon (runc create)."""
         from podkit_common.schemas import SchemaSet
@@ -37,7 +44,8 @@ def register(app: typer.Typer) -> None:
         doc = read_input(input_path)
         SchemaSet(["podkit_runtime"]).validate(doc, "urn:podkit:runtime:run-input")
         emit(create(doc, ctx.obj.roots, CreateOptions(
-            stdin=interactive, remove=rm, stop_signal=stop_signal, stop_timeout=stop_timeout)))
+            stdin=interactive, remove=rm, stop_signal=stop_signal, stop_timeout=stop_timeout,
+            **H.create_extras(locals()), **I.log_extras(locals()))))
 
     @app.command()
     def start(ctx: typer.Context,
@@ -100,6 +108,7 @@ def register(app: typer.Typer) -> None:
     def exec_(ctx: typer.Context, container: str = typer.Argument(...),
               command: list[str] = typer.Argument(..., help="command and arguments"),
               interactive: bool = typer.Option(False, "--interactive", "-i"),
+              tty: bool = typer.Option(False, "--tty", "-t"),
               detach: bool = typer.Option(False, "--detach", "-d"),
               env: list[str] | None = typer.Option(None, "--env", "-e"),
               workdir: str | None = typer.Option(None, "--workdir", "-w"),
@@ -110,7 +119,7 @@ def register(app: typer.Typer) -> None:
         from podkit_runtime._run import ContainerCannotStart
 
         opts = ExecOptions(command=tuple(command), env=tuple(env or ()), workdir=workdir,
-                           user=user, stdin=interactive, detach=detach)
+                           user=user, stdin=interactive, detach=detach, tty=tty)
         try:
             doc = exec_in(ctx.obj.roots, container, opts, stdio=(0, 2, 2))
         except ContainerCannotStart as exc:
@@ -176,13 +185,21 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def ps(ctx: typer.Context, all_: bool = typer.Option(False, "--all", "-a"),
-           fmt: str = typer.Option("json", "--format", help="json (JSON lines) | table")
+           fmt: str = typer.Option("json", "--format",
+                                   help="json (JSON lines) | table | Go template"),
+           filter_: list[str] | None = typer.Option(None, "--filter", "-f", help="KEY=VALUE")
            ) -> None:
         """List containers: running ones, or all with --all (JSON lines)."""
         from podkit_runtime._inspect import ps as ps_lines
         from podkit_runtime._inspect import table
+        from podkit_runtime._ps_filter import ps_output, wants_all
 
-        lines = ps_lines(ctx.obj.roots, all_=all_)
+        lines, text = ps_output(ctx.obj.roots, ps_lines(ctx.obj.roots,
+                                                        all_=wants_all(all_, filter_)),
+                                filter_, fmt)
+        if text is not None:
+            sys.stdout.write(text)
+            return
         if fmt == "table":
             sys.stdout.write(table(lines))
             return
@@ -202,8 +219,8 @@ def _ref(container: str | None, input_path: str) -> str:
     return str(read_input(input_path)["container"]["id"])
 
 
-def options(interactive: bool, rm: bool) -> object:
-    """``CreateOptions`` for ``pod-runtime run``."""
+def options(interactive: bool, rm: bool, extras: dict | None = None) -> object:
+    """``CreateOptions`` for ``pod-runtime run`` (``extras``: H.create_extras)."""
     from podkit_runtime._lifecycle import CreateOptions
 
-    return CreateOptions(stdin=interactive, remove=rm)
+    return CreateOptions(stdin=interactive, remove=rm, **(extras or {}))

@@ -6,7 +6,6 @@ import hashlib
 import os
 import shutil
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from podkit_common import atomic, errors
@@ -136,6 +135,7 @@ def _import_image(doc: dict[str, Any], roots: Roots, progress: Progress) -> dict
     chains = chain_ids(diff_ids)
     layout.layers.mkdir(parents=True, exist_ok=True)
     _sweep_staging(layout)
+    from concurrent.futures import ThreadPoolExecutor  # only imports need it (and logging)
 
     with ThreadPoolExecutor(max_workers=PARALLEL_LAYERS) as pool:
         futures = [pool.submit(_unpack_layer, layout, layer, chain, progress)

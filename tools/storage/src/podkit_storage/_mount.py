@@ -7,7 +7,6 @@ Plan apart from apply: :func:`overlay_options` is pure; :func:`mount_overlay` an
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import os
 import threading
@@ -25,7 +24,8 @@ _libc = None
 def _lib() -> ctypes.CDLL:
     global _libc
     if _libc is None:
-        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        # the process's own libc: find_library("c") would spawn ldconfig each start
+        _libc = ctypes.CDLL(None, use_errno=True)
     return _libc
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import platform
 import stat
 
 _OPAQUE = b"trusted.overlay.opaque"
@@ -21,7 +20,7 @@ class _OpenHow(ctypes.Structure):
                 ("resolve", ctypes.c_uint64)]
 
 
-_SYS_OPENAT2 = {"x86_64": 437, "aarch64": 437}.get(platform.machine())
+_SYS_OPENAT2 = {"x86_64": 437, "aarch64": 437}.get(os.uname().machine)
 _RESOLVE = 0x02 | 0x10                  # RESOLVE_NO_MAGICLINKS | RESOLVE_IN_ROOT
 _DIR_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
 _libc = ctypes.CDLL(None, use_errno=True)
