@@ -14,36 +14,32 @@ from podkit_runtime import _state
 from podkit_runtime._state import ContainerPaths, Observed
 
 
-def pause(roots: Roots, ref: str) -> dict[str, Any]:
-    """Freeze the container's processes (``runc pause``, the cgroup freezer)."""
+def _freeze(roots: Roots, ref: str, *, pause: bool) -> dict[str, Any]:
+    """``runc pause`` a running container or ``runc resume`` a paused one, and record it."""
     from podkit_runtime._lifecycle import _runc, document, sync
 
+    need, verb, command = (("running", "pause", "pause") if pause
+                           else ("paused", "unpause", "resume"))
     cid = _state.resolve(roots, ref)
     with _state.lock(roots, cid):
         record, seen = sync(roots, cid)
-        if seen.status != "running":
-            raise errors.Conflict(f"\"{record['name']}\" is not running, can't pause: "
+        if seen.status != need:
+            raise errors.Conflict(f"\"{record['name']}\" is not {need}, can't {verb}: "
                                   "container state improper")
-        _runc(ContainerPaths(roots, cid), "pause", cid)
-        record["paused"] = True
+        _runc(ContainerPaths(roots, cid), command, cid)
+        record["paused"] = pause
         _state.save_record(roots, record)
     return document(*sync(roots, cid), True)
+
+
+def pause(roots: Roots, ref: str) -> dict[str, Any]:
+    """Freeze the container's processes (``runc pause``, the cgroup freezer)."""
+    return _freeze(roots, ref, pause=True)
 
 
 def unpause(roots: Roots, ref: str) -> dict[str, Any]:
     """Thaw a paused container (``runc resume``)."""
-    from podkit_runtime._lifecycle import _runc, document, sync
-
-    cid = _state.resolve(roots, ref)
-    with _state.lock(roots, cid):
-        record, seen = sync(roots, cid)
-        if seen.status != "paused":
-            raise errors.Conflict(f"\"{record['name']}\" is not paused, can't unpause: "
-                                  "container state improper")
-        _runc(ContainerPaths(roots, cid), "resume", cid)
-        record["paused"] = False
-        _state.save_record(roots, record)
-    return document(*sync(roots, cid), True)
+    return _freeze(roots, ref, pause=False)
 
 
 def thaw_if_paused(roots: Roots, cid: str, seen: Observed) -> None:
