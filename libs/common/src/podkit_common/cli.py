@@ -232,3 +232,32 @@ def run_app(app: typer.Typer, tool: str, *, argv: Sequence[str] | None = None,
     if failure is not None and error_code is not None:
         code = error_code(failure, code)
     sys.exit(code)
+
+
+def binary_output(output: str):  # -> str | BinaryIO
+    """Where a command writes a tar: the FILE itself, or our stdout for "-" (refused
+    when stdout is a terminal, as podman does)."""
+    if output != "-":
+        return output
+    if sys.stdout.isatty():
+        raise errors.UsageError("refusing to write a tar to a terminal",
+                                hint="use -o FILE or redirect stdout")
+    return sys.stdout.buffer
+
+
+def sibling_executable(name: str, env_var: str | None = None) -> str:
+    """The absolute path of podkit's executable ``name`` (conmon's exit commands): $env_var,
+    else next to this interpreter, else on PATH."""
+    import shutil
+    from pathlib import Path
+
+    if env_var and os.environ.get(env_var):
+        return os.environ[env_var]
+    sibling = Path(sys.executable).parent / name
+    if sibling.exists():
+        return str(sibling)
+    found = shutil.which(name)
+    if not found:
+        raise errors.NotFound(f"{name} not found for conmon's exit command",
+                              hint="install podkit" + (f" or set {env_var}" if env_var else ""))
+    return os.path.abspath(found)

@@ -10,26 +10,16 @@ command when detached.
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
-import sys
-from pathlib import Path
 from typing import Any
 
 from podkit_common import errors
+from podkit_common.cli import sibling_executable
 from podkit_common.roots import Roots
 
 
 def pod_executable() -> str:
     """The absolute path of `pod`, for conmon's exit command."""
-    sibling = Path(sys.executable).parent / "pod"
-    if sibling.exists():
-        return str(sibling)
-    found = shutil.which("pod")
-    if not found:
-        raise errors.NotFound("pod not found for conmon's exit command",
-                              hint="install podkit-pod")
-    return os.path.abspath(found)
+    return sibling_executable("pod")
 
 
 def exit_command(roots: Roots, cid: str, remove: bool) -> tuple[str, ...]:

@@ -14,17 +14,9 @@ import sys
 
 import typer
 
+from podkit_common.cli import binary_output
 
-def _sink(output: str):  # -> str | BinaryIO
-    """FILE, or stdout for "-" (refused when it is a terminal, as podman does)."""
-    if output != "-":
-        return output
-    if sys.stdout.isatty():
-        from podkit_common.errors import UsageError
-
-        raise UsageError("refusing to write a tar to a terminal",
-                         hint="use -o FILE or redirect stdout")
-    return sys.stdout.buffer
+_sink = binary_output
 
 
 def load_command(ctx: typer.Context,

@@ -18,11 +18,11 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from podkit_common import errors
+from podkit_common.cli import sibling_executable
 from podkit_runtime._state import ContainerPaths
 
 #: how long `runc create` may take before we give up (podman allows 240 s)
@@ -39,17 +39,7 @@ def conmon_binary() -> str:
 
 def exit_command_binary() -> str:
     """The absolute path of pod-runtime, which conmon runs as the exit command."""
-    env = os.environ.get("PODKIT_RUNTIME_EXE")
-    if env:
-        return env
-    sibling = Path(sys.executable).parent / "pod-runtime"
-    if sibling.exists():
-        return str(sibling)
-    found = shutil.which("pod-runtime")
-    if not found:
-        raise errors.NotFound("pod-runtime not found for conmon's exit command",
-                              hint="install podkit-runtime or set PODKIT_RUNTIME_EXE")
-    return os.path.abspath(found)
+    return sibling_executable("pod-runtime", "PODKIT_RUNTIME_EXE")
 
 
 @dataclass(frozen=True)

@@ -20,21 +20,13 @@ import sys
 
 import typer
 
-from podkit_common.cli import emit
+from podkit_common.cli import binary_output, emit
 
 _OUTPUT = typer.Option("-", "--output", "-o", metavar="FILE|-",
                        help="where to write the tar (default: stdout, never a terminal)")
 
 
-def _sink(output: str):  # -> str | BinaryIO
-    if output != "-":
-        return output
-    if sys.stdout.isatty():
-        from podkit_common.errors import UsageError
-
-        raise UsageError("refusing to write a tar to a terminal",
-                         hint="use -o FILE or redirect stdout")
-    return sys.stdout.buffer
+_sink = binary_output
 
 
 def save_command(ctx: typer.Context,
