@@ -8,45 +8,24 @@ documented exit code. This is the only podkit_common module that imports typer.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import sys
-import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import typer
 
 from podkit_common import errors
-from podkit_common.jsonio import dumps, read_document, write_document, write_lines
-from podkit_common.progress import MODES, Progress
-from podkit_common.roots import Roots, resolve_roots
-
-#: Global options that may also be written after the subcommand; value-taking ones first.
-_GLOBAL_WITH_VALUE = ("--root", "--runroot", "--progress")
-_GLOBAL_FLAGS = ("--quiet", "-q")
-
-
-@dataclass
-class Globals:
-    """What the global options resolved to; commands find it as ``ctx.obj``."""
-
-    tool: str
-    root: str | None = None
-    runroot: str | None = None
-    progress_mode: str = "auto"
-    quiet: bool = False
-    _roots: Roots | None = field(default=None, repr=False)
-
-    @property
-    def roots(self) -> Roots:
-        if self._roots is None:
-            self._roots = resolve_roots(self.root, self.runroot)
-        return self._roots
-
-    def progress(self) -> Progress:
-        return Progress(self.tool, "none" if self.quiet else self.progress_mode)
+from podkit_common.cli_base import (  # the typer-free half, shared with fastargs
+    Globals,
+    binary_output,
+    fail,
+    normalize_bool_flags,
+    run_guarded,
+    sibling_executable,
+)
+from podkit_common.cli_base import rewrite_argv as _rewrite_argv
+from podkit_common.jsonio import read_document, write_document, write_lines
+from podkit_common.progress import MODES
 
 
 def make_app(tool: str, version: str, help_text: str,
@@ -78,9 +57,9 @@ def make_app(tool: str, version: str, help_text: str,
         ctx.obj = Globals(tool=tool, root=root, runroot=runroot, progress_mode=progress,
                           quiet=quiet)
 
-    @app.command("schema")
+    @app.command("schema", help="Print this tool's JSON Schemas (all of them, or the one "
+                 f"named).\n\nExample: {tool} schema | jq 'keys'")
     def _schema(name: str | None = typer.Argument(None, help="schema $id or short name")) -> None:
-        """Print this tool's JSON Schemas (all of them, or the one named)."""
         from podkit_common.schemas import SchemaSet
 
         schemas = SchemaSet(schema_packages)
@@ -111,86 +90,6 @@ def emit_lines(docs: Any) -> None:
     write_lines(docs)
 
 
-def _rewrite_argv(argv: list[str], commands: set[str], default_command: str | None,
-                  positional_ends_options: set[str]) -> list[str]:
-    """Insert the default command where none is given, and move global options that
-    follow the subcommand in front of it (``pod-storage create --root X`` works like
-    podman's persistent flags). Arguments after ``--`` are never touched."""
-    head: list[str] = []
-    i = 0
-    while i < len(argv):
-        a = argv[i]
-        if a in _GLOBAL_WITH_VALUE and i + 1 < len(argv):
-            head += argv[i:i + 2]
-            i += 2
-        elif a.startswith(tuple(o + "=" for o in _GLOBAL_WITH_VALUE)) or a in _GLOBAL_FLAGS:
-            head.append(a)
-            i += 1
-        else:
-            break
-    rest = argv[i:]
-    if not rest or rest[0] in ("--help", "--version", "-h"):
-        return argv
-    if rest[0] not in commands:
-        if default_command is None:
-            return argv
-        rest = [default_command, *rest]
-    cmd, tail = rest[0], rest[1:]
-    moved: list[str] = []
-    kept: list[str] = []
-    j = 0
-    while j < len(tail):
-        a = tail[j]
-        if a == "--":
-            kept += tail[j:]
-            break
-        if a in _GLOBAL_WITH_VALUE and j + 1 < len(tail):
-            moved += tail[j:j + 2]
-            j += 2
-            continue
-        if a.startswith(tuple(o + "=" for o in _GLOBAL_WITH_VALUE)) or a in _GLOBAL_FLAGS:
-            moved.append(a)
-            j += 1
-            continue
-        if not a.startswith("-") and cmd in positional_ends_options:
-            kept += tail[j:]
-            break
-        kept.append(a)
-        j += 1
-    return [*head, *moved, cmd, *kept]
-
-
-def fail(tool: str, exc: BaseException) -> int:
-    """Write the error envelope for ``exc`` on stderr; return the exit code."""
-    if os.environ.get("PODKIT_DEBUG"):
-        traceback.print_exception(exc, file=sys.stderr)
-    try:
-        sys.stderr.write(dumps(errors.envelope(tool, exc)).decode() + "\n")
-        sys.stderr.flush()
-    except OSError:
-        pass
-    return errors.exit_code_of(exc)
-
-
-def normalize_bool_flags(argv: list[str], flags: Sequence[str]) -> list[str]:
-    """Accept podman's ``--tls-verify=false`` spelling for typer's ``--no-tls-verify``."""
-    out = []
-    for a in argv:
-        if a == "--":
-            out += argv[len(out):]
-            break
-        name, eq, value = a.partition("=")
-        if eq and name.startswith("--") and name[2:] in flags:
-            if value.lower() in ("false", "0", "no"):
-                out.append(f"--no-{name[2:]}")
-                continue
-            if value.lower() in ("true", "1", "yes"):
-                out.append(name)
-                continue
-        out.append(a)
-    return out
-
-
 def run_app(app: typer.Typer, tool: str, *, argv: Sequence[str] | None = None,
             default_command: str | None = None,
             positional_ends_options: Sequence[str] = (),
@@ -207,57 +106,26 @@ def run_app(app: typer.Typer, tool: str, *, argv: Sequence[str] | None = None,
     names = set(getattr(command, "commands", {}) or {})
     args = normalize_bool_flags(args, bool_flags)
     args = _rewrite_argv(args, names, default_command, set(positional_ends_options))
-    failure: BaseException | None = None
-    try:
-        result = command.main(args=args, prog_name=tool, standalone_mode=False)
-        code = result if isinstance(result, int) and not isinstance(result, bool) else 0
-    except typer.Exit as exc:
-        code = exc.exit_code
-    except typer.TyperException as exc:
-        failure = errors.UsageError(exc.format_message())
+    sys.exit(run_guarded(tool, lambda: command.main(args=args, prog_name=tool,
+                                                    standalone_mode=False),
+                         error_code=error_code,
+                         translate=lambda exc: _typer_failure(tool, exc)))
+
+
+def _typer_failure(tool: str, exc: BaseException) -> tuple[int, BaseException | None] | None:
+    """typer's own exceptions: its Exit, usage errors (envelope + exit 2), Abort."""
+    if isinstance(exc, typer.Exit):
+        return exc.exit_code, None
+    if isinstance(exc, typer.TyperException):
+        failure: BaseException = errors.UsageError(exc.format_message())
         fail(tool, failure)
-        code = getattr(exc, "exit_code", 2) or 2
-    except (KeyboardInterrupt, typer.Abort):
+        return getattr(exc, "exit_code", 2) or 2, failure
+    if isinstance(exc, typer.Abort):
         failure = errors.PodkitError("interrupted", hint="")
         fail(tool, failure)
-        code = errors.EXIT_INTERRUPTED
-    except BrokenPipeError:
-        # The reader went away (e.g. `| head`); that is not an error worth a traceback.
-        with contextlib.suppress(OSError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        code = 141
-    except Exception as exc:
-        failure = exc
-        code = fail(tool, exc)
-    if failure is not None and error_code is not None:
-        code = error_code(failure, code)
-    sys.exit(code)
+        return errors.EXIT_INTERRUPTED, failure
+    return None
 
 
-def binary_output(output: str):  # -> str | BinaryIO
-    """Where a command writes a tar: the FILE itself, or our stdout for "-" (refused
-    when stdout is a terminal, as podman does)."""
-    if output != "-":
-        return output
-    if sys.stdout.isatty():
-        raise errors.UsageError("refusing to write a tar to a terminal",
-                                hint="use -o FILE or redirect stdout")
-    return sys.stdout.buffer
-
-
-def sibling_executable(name: str, env_var: str | None = None) -> str:
-    """The absolute path of podkit's executable ``name`` (conmon's exit commands): $env_var,
-    else next to this interpreter, else on PATH."""
-    import shutil
-    from pathlib import Path
-
-    if env_var and os.environ.get(env_var):
-        return os.environ[env_var]
-    sibling = Path(sys.executable).parent / name
-    if sibling.exists():
-        return str(sibling)
-    found = shutil.which(name)
-    if not found:
-        raise errors.NotFound(f"{name} not found for conmon's exit command",
-                              hint="install podkit" + (f" or set {env_var}" if env_var else ""))
-    return os.path.abspath(found)
+__all__ = ["Globals", "binary_output", "emit", "emit_lines", "fail", "make_app",
+           "normalize_bool_flags", "read_input", "run_app", "sibling_executable"]

@@ -12,6 +12,9 @@ works. The output document is described by ``pod-image-pull schema image``.
 
 from __future__ import annotations
 
+import podkit_common.fast_version  # noqa: F401  (--version before typer: exits there)
+
+# isort: split
 import typer
 
 from podkit_common.cli import emit, make_app, run_app

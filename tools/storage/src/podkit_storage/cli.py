@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import podkit_common.fast_version  # noqa: F401  (--version before typer: exits there)
+
+# isort: split
 import sys
 
 import typer
