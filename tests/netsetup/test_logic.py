@@ -234,8 +234,8 @@ def test_the_public_api_is_pinned():
     import podkit_netsetup
 
     assert sorted(podkit_netsetup.__all__) == [
-        "AttachOptions", "NetworkSpec", "NetworkStore", "attach", "check_networks", "cleanup",
-        "detach", "network_status"]
+        "AttachOptions", "NetworkSpec", "NetworkStore", "attach", "begin_attach",
+        "check_networks", "cleanup", "detach", "network_status"]
     for name in podkit_netsetup.__all__:
         assert getattr(podkit_netsetup, name) is not None
 

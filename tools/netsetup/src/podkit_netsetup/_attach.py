@@ -82,10 +82,44 @@ def _finish(doc: dict[str, Any], section: dict[str, Any], changed: bool) -> dict
     return {**doc, "changed": bool(doc.get("changed")) or changed, "network": section}
 
 
+class Attached:
+    """An attachment with nothing left to do (local modes, or already attached)."""
+
+    has_plugins = False
+
+    def __init__(self, doc: dict[str, Any]) -> None:
+        self.doc = doc
+
+    def run_plugins(self, undo_on_failure: bool = True) -> None:
+        """Nothing to run."""
+
+    def complete(self) -> dict[str, Any]:
+        return self.doc
+
+    def abort(self) -> list[str]:
+        return []
+
+
 def attach(doc: dict[str, Any], network: str | AttachOptions = "none", *,
            roots: Roots | None = None, cni: Any = None) -> dict[str, Any]:
     """Add the ``network`` section to ``doc`` (creating the namespace and running CNI ADD
     for network modes). ``network`` is a mode string or full :class:`AttachOptions`."""
+    return begin_attach(doc, network, roots=roots, cni=cni).complete()
+
+
+def begin_attach(doc: dict[str, Any], network: str | AttachOptions = "none", *,
+                 roots: Roots | None = None, cni: Any = None) -> Any:
+    """:func:`attach` in two halves, so that CNI ADD can run while the runtime creates
+    the container: the namespace and the attachment record exist when this returns.
+
+    The result has ``doc`` (the document with the section a runtime needs to create the
+    container: mode, namespace path, ports, DNS; no addresses yet), ``has_plugins``
+    (False when nothing is left to run), ``run_plugins(undo_on_failure=True)``
+    (the slow half; safe to run in another thread while the runtime works, once),
+    ``complete() -> doc`` (in the caller's thread: runs the plugins unless done,
+    registers the member, returns what :func:`attach` returns) and ``abort()`` (undo,
+    never raises). A failing half undoes the whole attach before it raises.
+    """
     opts = network if isinstance(network, AttachOptions) else AttachOptions(network=network)
     mode = opts.network
     base = {"networks": [], "ports": [], **_extras(opts)}
@@ -94,7 +128,7 @@ def attach(doc: dict[str, Any], network: str | AttachOptions = "none", *,
             raise errors.UsageError(f"--network {mode}: -p/-P/--ip/--mac-address need a "
                                     "CNI network")
         section = {"mode": mode, "netns": None, **base}
-        return _finish(doc, section, doc.get("network") != section)
+        return Attached(_finish(doc, section, doc.get("network") != section))
     roots = roots or resolve_roots()
     if mode.startswith("ns:"):
         path = mode[3:]
@@ -102,17 +136,17 @@ def attach(doc: dict[str, Any], network: str | AttachOptions = "none", *,
             raise errors.NotFound(f"--network ns:{path}: no such namespace file",
                                   hint="give the absolute path of a network namespace")
         section = {"mode": "ns", "netns": path, **base}
-        return _finish(doc, section, doc.get("network") != section)
+        return Attached(_finish(doc, section, doc.get("network") != section))
     if mode.startswith("container:"):
         other = _find_record(roots, mode.split(":", 1)[1])
         section = {"mode": "container", "netns": other["netns"], **base,
                    "container": other["container_id"],
                    "networks": (other.get("section") or {}).get("networks", [])}
-        return _finish(doc, section, doc.get("network") != section)
-    from podkit_netsetup._cni_attach import attach_cni
+        return Attached(_finish(doc, section, doc.get("network") != section))
+    from podkit_netsetup._cni_attach import begin_cni
 
     names = [n.strip() for n in mode.split(",")]
-    return attach_cni(doc, opts, names, roots, cni, base)
+    return begin_cni(doc, opts, names, roots, cni, base)
 
 
 def _find_record(roots: Roots, ref: str) -> dict[str, Any]:

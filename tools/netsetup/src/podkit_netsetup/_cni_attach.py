@@ -70,9 +70,12 @@ def _assign_ips(opts: AttachOptions, conflists: list[dict[str, Any]]) -> list[li
     return per
 
 
-def attach_cni(doc: dict[str, Any], opts: AttachOptions, names: list[str], roots: Roots,
-               cni: CniRuntime | None, base: dict[str, Any]) -> dict[str, Any]:
-    from podkit_netsetup._members import add_member
+def begin_cni(doc: dict[str, Any], opts: AttachOptions, names: list[str], roots: Roots,
+              cni: CniRuntime | None, base: dict[str, Any]) -> Any:
+    """Check the request, write the record and create the namespace: the first half of
+    an attach. Returns a :class:`PendingCni` (or a finished attachment when the
+    container is already attached exactly so)."""
+    from podkit_netsetup._attach import Attached
     from podkit_netsetup._ports import port_mappings
 
     cni = cni or CniRuntime()
@@ -93,7 +96,8 @@ def attach_cni(doc: dict[str, Any], opts: AttachOptions, names: list[str], roots
 
         old = atomic.read_json(rpath)
         if old.get("complete") and [n["name"] for n in old["networks"]] == names:
-            return {**doc, "changed": bool(doc.get("changed")), "network": old["section"]}
+            return Attached({**doc, "changed": bool(doc.get("changed")),
+                             "network": old["section"]})
         if not old.get("complete") and record_is_stale(old, roots):
             _teardown(old, rpath, cni)  # a crashed attach of this container: undo it first
     if rpath.is_file():
@@ -118,52 +122,126 @@ def attach_cni(doc: dict[str, Any], opts: AttachOptions, names: list[str], roots
 
     try:
         create_netns(ns)
-        for i, conflist in enumerate(conflists):
-            caps: dict[str, Any] = {}
-            if i == 0 and ports:
-                caps["portMappings"] = ports
-            if ips[i]:
-                caps["ips"] = ips[i]
-            if opts.mac:
-                caps["mac"] = opts.mac
-            args = [["K8S_POD_NAME", container.get("name") or cid[:12]]]
-            if opts.mac:
-                args.append(["MAC", opts.mac])
-            ran, skipped = active_conflist(conflist, caps, args)  # DEL runs what ADD ran
-            entry = {"name": conflist["name"], "ifname": f"eth{i}", "conflist": ran,
-                     "cni_args": args, "capability_args": caps, "result": None,
-                     "skipped_plugins": skipped}
-            record["networks"].append(entry)
-            _write_record(rpath, record)  # before ADD: DEL must be possible after a crash
-            try:
-                entry["result"] = cni.add(ran, _rt(entry, cid, str(ns)))
-            except errors.RuntimeFailure as exc:
-                if ips[i] and any(t in exc.message for t in IP_TAKEN):
-                    raise errors.Conflict(f"--ip {', '.join(ips[i])}: {exc.message}",
-                                          hint="choose another address") from None
-                raise
-            _write_record(rpath, record)
     except BaseException:
         with contextlib.suppress(Exception):
             _teardown(record, rpath, cni)
         raise
-    networks = []
-    for entry, conflist in zip(record["networks"], conflists, strict=True):
-        meta = conflist.get("podkit") or {}
-        summary = {"name": entry["name"], **result_summary(entry["result"], entry["ifname"]),
-                   "subnet": meta.get("subnet"), "internal": bool(meta.get("internal"))}
-        networks.append(summary)
-        hosts_file = str(Path(bundle) / "hosts") if bundle else None
-        add_member(store, entry["name"], cid,
-                   {"name": record["name"], "hostname": hostname, "hosts_file": hosts_file,
-                    "addresses": summary["addresses"], "record": str(rpath)},
-                   bool(meta.get("dns_enabled", True)))
-    section = {**base, "mode": "bridge", "netns": str(ns), "networks": networks,
-               "ports": ports}
-    record["section"] = section
-    record["complete"] = True
-    _write_record(rpath, record)
-    return {**doc, "changed": True, "network": section}
+    early = {**base, "mode": "bridge", "netns": str(ns), "networks": [], "ports": ports}
+    return PendingCni({**doc, "network": early}, doc, opts, store, conflists, ips, record,
+                      rpath, cni)
+
+
+class PendingCni:
+    """An attach whose namespace exists but whose plugins have not run yet.
+
+    ``doc`` already holds the section a runtime needs to create the container (mode,
+    namespace path, ports, DNS wishes); :meth:`run_plugins` (the slow half: one process
+    per plugin, most of them running iptables) may run in another thread meanwhile;
+    :meth:`complete` finishes in the caller's thread (members' hosts files, the final
+    section). Any failure undoes everything: DEL of what ran, lease, namespace, record.
+    """
+
+    has_plugins = True
+
+    def __init__(self, early: dict[str, Any], doc: dict[str, Any], opts: AttachOptions,
+                 store: NetworkStore, conflists: list[dict[str, Any]], ips: list[list[str]],
+                 record: dict[str, Any], rpath: Path, cni: CniRuntime) -> None:
+        self.doc = early
+        self._input = doc
+        self._opts = opts
+        self._store = store
+        self._conflists = conflists
+        self._ips = ips
+        self._record = record
+        self._rpath = rpath
+        self._cni = cni
+        self._plugins_ran = False
+        self._done = False
+
+    def run_plugins(self, undo_on_failure: bool = True) -> None:
+        """CNI ADD through each network's chain, the record written before each ADD.
+
+        On failure the attach is undone first, unless ``undo_on_failure`` is False: a
+        runtime may be creating a container in the namespace at that moment, and must
+        not see it vanish; the caller then calls :meth:`abort` once that is over."""
+        if self._plugins_ran:
+            return
+        record, cni, opts = self._record, self._cni, self._opts
+        container = self._input["container"]
+        cid = container["id"]
+        ports = self.doc["network"]["ports"]
+        try:
+            for i, conflist in enumerate(self._conflists):
+                caps: dict[str, Any] = {}
+                if i == 0 and ports:
+                    caps["portMappings"] = ports
+                if self._ips[i]:
+                    caps["ips"] = self._ips[i]
+                if opts.mac:
+                    caps["mac"] = opts.mac
+                args = [["K8S_POD_NAME", container.get("name") or cid[:12]]]
+                if opts.mac:
+                    args.append(["MAC", opts.mac])
+                ran, skipped = active_conflist(conflist, caps, args)  # DEL runs what ADD ran
+                entry = {"name": conflist["name"], "ifname": f"eth{i}", "conflist": ran,
+                         "cni_args": args, "capability_args": caps, "result": None,
+                         "skipped_plugins": skipped}
+                record["networks"].append(entry)
+                _write_record(self._rpath, record)  # before ADD: DEL possible after a crash
+                try:
+                    entry["result"] = cni.add(ran, _rt(entry, cid, record["netns"]))
+                except errors.RuntimeFailure as exc:
+                    if self._ips[i] and any(t in exc.message for t in IP_TAKEN):
+                        raise errors.Conflict(f"--ip {', '.join(self._ips[i])}: {exc.message}",
+                                              hint="choose another address") from None
+                    raise
+                _write_record(self._rpath, record)
+        except BaseException:
+            if undo_on_failure:
+                self.abort()
+            raise
+        self._plugins_ran = True
+
+    def complete(self) -> dict[str, Any]:
+        """Run the plugins unless done; register the members; the final document."""
+        from podkit_netsetup._members import add_member
+
+        self.run_plugins()
+        record, store = self._record, self._store
+        cid = record["container_id"]
+        bundle, hostname = record["bundle"], record["hostname"]
+        try:
+            networks = []
+            for entry, conflist in zip(record["networks"], self._conflists, strict=True):
+                meta = conflist.get("podkit") or {}
+                summary = {"name": entry["name"],
+                           **result_summary(entry["result"], entry["ifname"]),
+                           "subnet": meta.get("subnet"), "internal": bool(meta.get("internal"))}
+                networks.append(summary)
+                hosts_file = str(Path(bundle) / "hosts") if bundle else None
+                add_member(store, entry["name"], cid,
+                           {"name": record["name"], "hostname": hostname,
+                            "hosts_file": hosts_file, "addresses": summary["addresses"],
+                            "record": str(self._rpath)},
+                           bool(meta.get("dns_enabled", True)))
+            section = {**self.doc["network"], "networks": networks}
+            record["section"] = section
+            record["complete"] = True
+            _write_record(self._rpath, record)
+        except BaseException:
+            self.abort()
+            raise
+        self._done = True
+        return {**self._input, "changed": True, "network": section}
+
+    def abort(self) -> list[str]:
+        """Undo whatever of the attach was done (never raises); the warnings."""
+        if self._done or not self._rpath.is_file():
+            return []
+        try:
+            return _teardown(self._record, self._rpath, self._cni)
+        except Exception as exc:  # an undo reports, it does not fail
+            return [str(exc)]
 
 
 def _teardown(record: dict[str, Any], rpath: Path, cni: CniRuntime) -> list[str]:

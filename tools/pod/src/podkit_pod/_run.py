@@ -54,9 +54,12 @@ def image_document(roots: Roots, ref: str, *, platform: str | None = None,
 
 def run(roots: Roots, opts: RunOptions, bundle_opts: Any, *,
         stdio: tuple[int, int, int] = (0, 1, 2), progress: Progress = NULL) -> dict[str, Any]:
-    """Pull if needed, create, bundle and run; return the final document."""
+    """Pull if needed, create, bundle and run; return the final document.
+
+    The network's plugins run while conmon runs ``runc create``, and its DEL while the
+    runtime and storage halves are removed (``_run_network``)."""
     from podkit_pod._containers import discard_runtime, run_options
-    from podkit_pod._network import attach_network, release_network
+    from podkit_pod._run_network import OverlappedNetwork
     from podkit_runtime import remove_bundle, run_bundle, write_bundle
     from podkit_storage import create_container, remove_container, unmount_container
 
@@ -64,20 +67,29 @@ def run(roots: Roots, opts: RunOptions, bundle_opts: Any, *,
                          **opts.pull_options)
     doc = create_container(doc, roots, name=opts.name)
     cid = doc["container"]["id"]
+    net: OverlappedNetwork | None = None
     try:
         doc = write_bundle(doc, roots, bundle_opts)
-        doc = attach_network(doc, roots, opts.network)
-        doc = run_bundle(doc, roots, stdio, **run_options(roots, opts, cid))
+        net = OverlappedNetwork(doc, roots, opts.network)
+        doc = net.doc
+        doc = run_bundle(doc, roots, stdio, before_start=net.before_start,
+                         on_exit=net.on_exit, **run_options(roots, opts, cid))
     finally:
-        if not (opts.detach and doc.get("state")):
-            release_network(doc, roots)
-        if opts.detach and doc.get("state"):
-            pass  # conmon's exit command (`pod cleanup`) releases or removes it
-        elif opts.remove:
-            discard_runtime(roots, cid)
-            remove_bundle(roots, cid, remove_volumes=True)  # podman --rm: anonymous too
-            remove_container(roots, cid)
-        else:
-            with contextlib.suppress(errors.PodkitError):
-                unmount_container(roots, cid)
+        # Detached: conmon's exit command (`pod cleanup`) releases or removes it.
+        running_on = bool(opts.detach and doc.get("state"))
+        try:
+            if net is not None and net.failed:  # created for a network that failed
+                discard_runtime(roots, cid)
+            if running_on:
+                pass
+            elif opts.remove:
+                discard_runtime(roots, cid)
+                remove_bundle(roots, cid, remove_volumes=True)  # podman --rm: anonymous too
+                remove_container(roots, cid)
+            else:
+                with contextlib.suppress(errors.PodkitError):
+                    unmount_container(roots, cid)
+        finally:
+            if net is not None:  # after the removals: a DEL under way ran alongside them
+                net.release(keep=running_on)
     return doc
