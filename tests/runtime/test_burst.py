@@ -73,8 +73,7 @@ def test_a_burst_of_100_detached_containers_leaves_nothing(images, podkit_env, t
     assert len(set(ids)) == BURST
 
     t0 = time.monotonic()
-    listed = [jsonio.loads(x) for x in
-              run_cli("pod ps --format json", podkit_env).stdout.splitlines() if x.strip()]
+    listed = jsonio.loads(run_cli("pod ps --format json", podkit_env).stdout)  # an array
     t_ps = time.monotonic() - t0
     assert sorted(x["Id"] for x in listed) == sorted(ids)
     assert {x["State"] for x in listed} == {"running"}
@@ -93,9 +92,9 @@ def test_a_burst_of_100_detached_containers_leaves_nothing(images, podkit_env, t
         removed = list(pool.map(lambda n: run_cli(f"pod rm {n}", podkit_env), names))
     t_rm = time.monotonic() - t0
     assert _all_ok(removed) == []
-    assert sorted(p.stdout.decode().strip() for p in removed) == sorted(ids)
+    assert sorted(p.stdout.decode().strip() for p in removed) == sorted(names)  # as podman
 
-    assert run_cli("pod ps -a --format json", podkit_env).stdout.strip() == b""
+    assert run_cli("pod ps -a --format json", podkit_env).stdout.strip() == b"[]"
     storage = run_cli("pod-storage containers", podkit_env)
     assert storage.returncode == 0 and storage.stdout.strip() == b""
     eventually(lambda: leftovers(tmp_path) == [], "no conmon, exit command or container left",

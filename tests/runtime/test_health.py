@@ -122,8 +122,7 @@ class TestWithRuntime:
         assert (pod_ran.returncode, pod_ran.stdout) == (0, b"")
         table = run_cli("pod ps", podkit_env).stdout.decode()
         assert "(healthy)" in table, table
-        [line] = [jsonio.loads(x) for x in
-                  run_cli("pod ps --format json", podkit_env).stdout.splitlines()]
+        [line] = jsonio.loads(run_cli("pod ps --format json", podkit_env).stdout)
         assert line["Status"].endswith("(healthy)")
 
         timer = record_of(podkit_env, cid)["health_timer"]["pid"]

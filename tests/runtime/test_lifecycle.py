@@ -304,8 +304,7 @@ def test_pod_run_detached_then_ps_logs_stop_wait_inspect_rm(images, podkit_env, 
     assert proc.returncode == 0, proc.stderr.decode()
     cid = proc.stdout.decode().strip()
     assert re.fullmatch(r"[0-9a-f]{64}", cid)
-    listed = [jsonio.loads(x) for x in
-              run_cli("pod ps --format json", podkit_env).stdout.splitlines()]
+    listed = loads(run_cli("pod ps --format json", podkit_env))  # podman's JSON array
     assert [(x["Id"], x["State"]) for x in listed] == [(cid, "running")]
     eventually(lambda: run_cli("pod logs web", podkit_env).stdout == b"hi from web\n",
                "pod logs shows the output")
@@ -317,8 +316,8 @@ def test_pod_run_detached_then_ps_logs_stop_wait_inspect_rm(images, podkit_env, 
     assert info["Id"] == cid and info["State"]["ExitCode"] == 137
     table = run_cli("pod ps -a", podkit_env).stdout.decode()
     assert "Exited (137)" in table and "web" in table
-    assert run_cli("pod rm web", podkit_env).stdout == f"{cid}\n".encode()
-    assert run_cli("pod ps -a --format json", podkit_env).stdout.strip() == b""
+    assert run_cli("pod rm web", podkit_env).stdout == b"web\n"  # podman echoes the name
+    assert run_cli("pod ps -a --format json", podkit_env).stdout.strip() == b"[]"
     storage = run_cli("pod-storage containers", podkit_env)
     assert storage.returncode == 0 and storage.stdout.strip() == b""
     assert leftovers(tmp_path) == [] and runc_ids(podkit_env) == []
@@ -332,7 +331,7 @@ def test_pod_run_rm_detached_leaves_nothing(images, podkit_env, tmp_path):
     root = Path(podkit_env["PODKIT_ROOT"])
     eventually(lambda: not (root / "runtime" / "containers" / cid).exists()
                and not (root / "containers" / cid).exists(), "pod cleanup --rm ran")
-    assert run_cli("pod ps -a --format json", podkit_env).stdout.strip() == b""
+    assert run_cli("pod ps -a --format json", podkit_env).stdout.strip() == b"[]"
     eventually(lambda: leftovers(tmp_path) == [], "conmon and pod cleanup are gone")
 
 
@@ -392,7 +391,7 @@ def test_pod_run_rm_attached_returns_the_code_and_leaves_nothing(images, podkit_
     assert (proc.returncode, proc.stdout, proc.stderr) == (4, b"out\n", b"err\n")
     root = Path(podkit_env["PODKIT_ROOT"])
     assert list((root / "runtime" / "containers").iterdir()) == []
-    assert run_cli("pod ps -a --format json", podkit_env).stdout.strip() == b""
+    assert run_cli("pod ps -a --format json", podkit_env).stdout.strip() == b"[]"
     assert runc_ids(podkit_env) == [] and leftovers(tmp_path) == []
     assert list(Path(podkit_env["PODKIT_RUNROOT"], "bundles").iterdir()) == []
 
@@ -402,10 +401,11 @@ def test_pod_rm_refuses_a_running_container_without_force(images, podkit_env, tm
     cid = run_cli(f"pod run -d --name keep --tls-verify=false {ref} sleep 1000",
                   podkit_env).stdout.decode().strip()
     refused = run_cli("pod rm keep", podkit_env)
-    assert refused.returncode == errors.EXIT_RUN_OWN_ERROR  # pod: 125 for its own errors
+    assert refused.returncode == 2  # podman rm: 2 for a running container without --force
     assert b"cannot remove container" in refused.stderr
-    assert run_cli("pod rm -f keep", podkit_env).stdout == f"{cid}\n".encode()
-    assert run_cli("pod ps -a --format json", podkit_env).stdout.strip() == b""
+    assert run_cli("pod rm -f keep", podkit_env).stdout == b"keep\n"  # podman echoes it
+    assert re.fullmatch(r"[0-9a-f]{64}", cid)
+    assert run_cli("pod ps -a --format json", podkit_env).stdout.strip() == b"[]"
     assert leftovers(tmp_path) == [] and runc_ids(podkit_env) == []
 
 

@@ -180,7 +180,7 @@ class TestWithRuntime:
         eventually(lambda: leftovers(tmp_path) == [], "conmon and pod cleanup are gone")
         info = _inspect(podkit_env, "again")
         assert info["State"]["Status"] == "exited" and info["RestartCount"] == count
-        assert run_cli("pod ps --format json", podkit_env).stdout.strip() == b""
+        assert run_cli("pod ps --format json", podkit_env).stdout.strip() == b"[]"
         assert run_cli("pod rm again", podkit_env).returncode == 0
         assert runc_ids(podkit_env) == [] and _mounts_under(tmp_path) == []
 
@@ -217,7 +217,7 @@ class TestWithRuntime:
         waited = run_cli("pod wait gone", podkit_env)
         assert (waited.returncode, waited.stdout) == (0, f"{code}\n".encode())
         assert run_cli(f"pod wait {cid[:12]}", podkit_env).stdout == f"{code}\n".encode()
-        assert run_cli("pod ps -a --format json", podkit_env).stdout.strip() == b""
+        assert run_cli("pod ps -a --format json", podkit_env).stdout.strip() == b"[]"
         eventually(lambda: leftovers(tmp_path) == [], "conmon and pod cleanup are gone")
         assert runc_ids(podkit_env) == [] and _mounts_under(tmp_path) == []
         assert not Path(podkit_env["PODKIT_RUNROOT"], "bundles", cid).exists()

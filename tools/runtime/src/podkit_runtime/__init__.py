@@ -23,9 +23,9 @@ Names load lazily so that ``pod-runtime --version`` imports none of it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from podkit_common.lazy import lazy_exports
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
 
 __version__ = "0.1.0"
 

@@ -193,6 +193,9 @@ def attach(roots: Roots, ref: str, *, stdio: tuple[int, int, int] = (0, 1, 2),
     cid = _state.resolve(roots, ref)
     keys = parse_detach_keys(DEFAULT_DETACH_KEYS if detach_keys is None else detach_keys)
     record, seen = sync(roots, cid)
+    if record.get("log_driver") == "passthrough":
+        raise errors.UsageError("this container is using the 'passthrough' log driver, "
+                                "cannot attach", hint="its output went to whoever started it")
     if seen.status not in ("running", "paused"):
         raise errors.Conflict(f"you can only attach to running containers: {record['name']} "
                               f"is {seen.status}", hint="start it first")

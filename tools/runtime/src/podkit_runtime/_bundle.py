@@ -40,6 +40,10 @@ def resolv_conf(host_text: str) -> str:
 
 def write_bundle(doc: dict[str, Any], roots: Roots, opts: BundleOptions) -> dict[str, Any]:
     """Write config.json for the container in ``doc``; return the document with ``bundle``."""
+    if opts.pod:  # a pod member: the pod's hostname and cgroup, the infra's files
+        from podkit_runtime._pod_members import write_member_bundle
+
+        return write_member_bundle(doc, roots, opts, opts.pod)
     container = doc["container"]
     image_config = (doc.get("image") or {}).get("config", {}).get("config") or {}
     rootfs = Path(container["rootfs"])
@@ -115,5 +119,9 @@ def remove_bundle(roots: Roots, cid: str, *, remove_volumes: bool = False) -> bo
     if not bdir.exists():
         return False
     _bundle_prep.release_bundle_volumes(roots, cid, bdir, remove_anonymous=remove_volumes)
+    if (bdir / "pod-member.json").exists():  # its hosts line and pod membership go too
+        from podkit_runtime._pod_members import leave_pod
+
+        leave_pod(roots, cid, bdir)
     shutil.rmtree(bdir)
     return True

@@ -54,5 +54,33 @@ def bundle_options(values: dict[str, Any]) -> Any:
         env_files=seq("env_file"), group_add=seq("group_add"), init=bool(values.get("init")),
         init_path=values.get("init_path"), shm_size=values.get("shm_size"),
         volumes=seq("volume"), mounts=seq("mount"), tmpfs=seq("tmpfs"),
-        image_volume=values.get("image_volume") or "bind",
+        image_volume=values.get("image_volume") or "bind", pod=values.get("pod") or None,
         **cli_options(values))
+
+
+def create_extras(values: dict[str, Any]) -> dict[str, Any]:
+    """CreateOptions' restart_policy and health from a command's values (the modules
+    that check them load only when the options are given: `pod run`'s start-up)."""
+    if values.get("restart"):
+        from podkit_runtime._restart import parse_policy
+
+        parse_policy(values["restart"])  # a bad policy fails before anything is made
+    health = None
+    if values.get("health_cmd"):  # no command, no healthcheck (health_config's rule)
+        from podkit_runtime._health import health_config
+
+        health = health_config(values["health_cmd"],
+                               values.get("health_interval") or "30s",
+                               values.get("health_retries") or 3,
+                               values.get("health_start_period") or "0s",
+                               values.get("health_timeout") or "30s",
+                               values.get("health_on_failure") or "none")
+    return {"restart_policy": values.get("restart"), "health": health}
+
+
+def log_extras(values: dict[str, Any]) -> dict[str, Any]:
+    """``CreateOptions`` keywords from a command's ``--log-driver``/``--log-opt``."""
+    from podkit_runtime._log_options import parse_log_options
+
+    config = parse_log_options(values.get("log_driver"), values.get("log_opt") or ())
+    return {"log_driver": config.driver, "log_size_max": config.size_max}

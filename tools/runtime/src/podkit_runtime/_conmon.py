@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from podkit_common import errors
-from podkit_common.cli import sibling_executable
+from podkit_common.cli_base import sibling_executable
+from podkit_runtime._log_options import conmon_log_arg
 from podkit_runtime._state import ContainerPaths
 
 #: how long `runc create` may take before we give up (podman allows 240 s)
@@ -52,7 +53,7 @@ class ConmonOptions:
     remove: bool = False
     log_level: str = "warning"
     log_size_max: int | None = None
-    log_driver: str = "k8s-file"  # or "none" (_log_options)
+    log_driver: str = "k8s-file"  # or json-file, none, passthrough (_log_options)
     #: None: ``pod-runtime cleanup``; else the exit command argv (pod passes its own)
     exit_command: tuple[str, ...] | None = None
 
@@ -65,13 +66,15 @@ def conmon_argv(conmon: str, runc: str, paths: ContainerPaths, opts: ConmonOptio
             "-b", str(paths.bundle), "-p", str(paths.pidfile), "-n", opts.name,
             "--exit-dir", str(paths.exit_dir), "--full-attach",
             "--runtime-arg", "--root", "--runtime-arg", str(paths.runc_root),
-            "-l", "none" if opts.log_driver == "none" else f"k8s-file:{paths.log}",
+            "-l", conmon_log_arg(opts.log_driver, str(paths.log)),
             "--log-level", opts.log_level]
     if opts.log_size_max:
         argv += ["--log-size-max", str(opts.log_size_max)]
     argv += ["--runtime-arg", "--log-format=json", "--runtime-arg", "--log",
              f"--runtime-arg={paths.oci_log}"]
-    if opts.tty:
+    if opts.log_driver == "passthrough":
+        pass  # conmon hands its own stdio to the container: no pipes, no pty
+    elif opts.tty:
         argv.append("-t")
     elif opts.stdin:
         argv.append("-i")
@@ -131,17 +134,30 @@ def _read_sync(sock: socket.socket, timeout: float) -> dict | None:
 
 
 def spawn_conmon(argv: list[str], env: dict[str, str], conmon_log: Path,
-                 timeout: float = CREATE_TIMEOUT) -> Created:
-    """Start conmon, release it with the start byte, and learn the container's pid."""
+                 timeout: float = CREATE_TIMEOUT,
+                 stdio: tuple[int, int, int] | None = None,
+                 cgroup: str | None = None) -> Created:
+    """Start conmon, release it with the start byte, and learn the container's pid.
+
+    ``stdio``: conmon's own stdin, stdout and stderr (``--log-driver passthrough``:
+    conmon hands them to the container); otherwise /dev/null and ``conmon_log``.
+    ``cgroup``: where conmon goes before it may fork (``_conmon_cgroup``)."""
     sync_parent, sync_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     start_parent, start_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     child_fds = (sync_child.fileno(), start_child.fileno())
     env = {**env, "_OCI_SYNCPIPE": str(child_fds[0]), "_OCI_STARTPIPE": str(child_fds[1])}
+    # conmon 2.1.6 writes its OOM marker as "oom" in its working directory: run it in
+    # the bundle, where inspect looks (<bundle>/oom, podman's place), and start clean.
+    bundle = argv[argv.index("-b") + 1] if "-b" in argv else None
+    if bundle:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(bundle, "oom"))
     log_fd = os.open(conmon_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
     try:
-        proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=log_fd,
-                                stderr=log_fd, close_fds=True, pass_fds=child_fds,
-                                process_group=0)
+        streams = stdio or (subprocess.DEVNULL, log_fd, log_fd)
+        proc = subprocess.Popen(argv, env=env, stdin=streams[0], stdout=streams[1],
+                                stderr=streams[2], close_fds=True, pass_fds=child_fds,
+                                process_group=0, cwd=bundle)
     except OSError as exc:
         for s in (sync_parent, sync_child, start_parent, start_child):
             s.close()
@@ -152,7 +168,11 @@ def spawn_conmon(argv: list[str], env: dict[str, str], conmon_log: Path,
     sync_child.close()
     start_child.close()
     try:
-        # The start byte: conmon forks nothing until it reads it (a cgroup would go here).
+        if cgroup:  # podman's moveConmonToCgroupAndSignal: first the cgroup ...
+            from podkit_runtime._conmon_cgroup import move
+
+            move(proc.pid, cgroup)
+        # ... then the start byte: conmon forks nothing until it reads it.
         start_parent.send(b"\0")
         # The report comes after runc create; the first conmon exits once the long-lived
         # one is forked and its pid written, long before. Waiting for it first would

@@ -136,7 +136,8 @@ def exec_in(roots: Roots, ref: str, opts: ExecOptions,
         argv = exec_conmon_argv(conmon_binary(), runc_binary(), paths, record["name"], sid,
                                 session, spec_file, stdin, attach=True, tty=opts.tty)
         try:
-            pid, sync_sock, sock = _spawn(argv, session, attach=not opts.detach)
+            pid, sync_sock, sock = _spawn(argv, session, attach=not opts.detach,
+                                          cgroup=record.get("conmon_cgroup"))
         except ExecFailed as exc:
             raise classify_failure(session / "oci-log", exc.message,
                                    f"runc exec in {record['name']}") from None
@@ -171,7 +172,7 @@ def _exit_file(session: Path, cid: str) -> int | None:
         return None
 
 
-def _spawn(argv: list[str], session: Path, attach: bool
+def _spawn(argv: list[str], session: Path, attach: bool, cgroup: str | None = None
            ) -> tuple[int, socket.socket, socket.socket | None]:
     """conmon for an exec session: (pid, the sync pipe, the attach socket or None)."""
     from podkit_runtime._attach import connect
@@ -194,7 +195,11 @@ def _spawn(argv: list[str], session: Path, attach: bool
     sock = None
     ok = False
     try:
-        start_p.send(b"\0")  # 1: conmon may go on (a cgroup move would come first)
+        if cgroup:  # podman moves the exec conmon too (<CgroupParent>/conmon)
+            from podkit_runtime._conmon_cgroup import move
+
+            move(proc.pid, cgroup)
+        start_p.send(b"\0")  # 1: conmon may go on
         if _recv_json(attach_p, "attach") is None:
             raise ExecFailed("conmon exited before it made the attach socket")
         if attach:

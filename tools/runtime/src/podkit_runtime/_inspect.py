@@ -10,33 +10,12 @@ import time
 from typing import Any
 
 from podkit_common import atomic, errors
+from podkit_common.humanize import human_duration as _ago
 from podkit_common.roots import Roots
 from podkit_runtime import _state
 from podkit_runtime._state import ContainerPaths, Observed
 
 _ZERO_TIME = "0001-01-01T00:00:00Z"
-
-
-def _ago(seconds: float) -> str:
-    """Docker's units.HumanDuration, as podman's Status column uses it."""
-    s = int(seconds)
-    if s < 1:
-        return "Less than a second"
-    if s == 1:
-        return "1 second"
-    if s < 60:
-        return f"{s} seconds"
-    m = s // 60
-    if m == 1:
-        return "About a minute"
-    if m < 60:
-        return f"{m} minutes"
-    h = round(s / 3600)
-    if h == 1:
-        return "About an hour"
-    if h < 48:
-        return f"{h} hours"
-    return f"{h // 24} days"
 
 
 def _ts(iso: str | None) -> float | None:
@@ -151,6 +130,7 @@ def inspect(roots: Roots, ref: str) -> dict[str, Any]:
         "RestartCount": int(record.get("restart_count") or 0),
         "Image": record.get("image_id") or "",
         "ImageName": record.get("image") or "",
+        "Pod": (record.get("pod") or {}).get("id", ""),  # podman's: the pod's id or ""
         "Rootfs": (doc.get("container") or {}).get("rootfs", ""),
         "OCIRuntime": "runc",
         "ConmonPidFile": str(paths.conmon_pidfile),
@@ -178,6 +158,7 @@ def inspect(roots: Roots, ref: str) -> dict[str, Any]:
             "StopSignal": record.get("stop_signal") or "SIGTERM",
             "StopTimeout": record.get("stop_timeout", 10),
             "CreateCommand": None,
+            "Labels": dict((doc.get("bundle") or {}).get("labels") or {}),
             **_health_config(record),
         },
         "HostConfig": {

@@ -38,6 +38,8 @@ KILL_WAIT = 5.0
 #: how long to wait for conmon (and the exit command it runs) once the container exited
 CONMON_EXIT_WAIT = 30.0
 POLL = 0.02
+#: the exit file follows the attach socket's hangup within milliseconds
+EXIT_FILE_POLL = 0.005
 
 
 def can_start(status: str) -> bool:
@@ -67,6 +69,8 @@ class CreateOptions:
     #: podman's --restart (``_restart``) and the healthcheck (``_health.health_config``)
     restart_policy: str | None = None
     health: dict[str, Any] | None = None
+    #: --log-driver passthrough: the stdin, stdout, stderr conmon hands to the container
+    passthrough_stdio: tuple[int, int, int] = (0, 1, 2)
 
 
 # -- runc -------------------------------------------------------------------------------
@@ -186,8 +190,16 @@ def create(doc: dict[str, Any], roots: Roots, opts: CreateOptions = CreateOption
     if paths.record.exists():
         raise errors.Conflict(f"container {name} ({cid[:12]}) already exists",
                               hint="pod-runtime start it, or rm it first")
+    if doc["bundle"].get("pod"):  # a pod member: the infra runs first, its namespaces joined
+        from podkit_runtime._pod_members import join_pod
+
+        doc = join_pod(roots, doc)
     prepare_bundle(doc)
     tty = opts.tty or bool(doc["bundle"].get("tty"))
+    conmon_stdio = _passthrough_stdio(opts, tty)  # refused on a terminal before anything
+    from podkit_runtime._conmon_cgroup import for_bundle as conmon_cgroup_for
+
+    conmon_cgroup = conmon_cgroup_for(bundle)  # <CgroupParent>/conmon, like podman
     with _state.lock(roots, cid):
         for d in (paths.run_dir, paths.exit_dir, paths.record_dir, paths.runc_root):
             d.mkdir(parents=True, exist_ok=True)
@@ -204,7 +216,8 @@ def create(doc: dict[str, Any], roots: Roots, opts: CreateOptions = CreateOption
         created_at = time.time()
         try:
             created = spawn_conmon(argv, conmon_env(dict(os.environ)),
-                                   paths.run_dir / "conmon.log")
+                                   paths.run_dir / "conmon.log",
+                                   stdio=conmon_stdio, cgroup=conmon_cgroup)
         except CreateFailed as exc:
             _abandon(paths)
             raise _cannot_start(paths, exc.message) from None
@@ -225,7 +238,8 @@ def create(doc: dict[str, Any], roots: Roots, opts: CreateOptions = CreateOption
             "stop_signal": opts.stop_signal or _image_stop_signal(doc) or "SIGTERM",
             "stop_timeout": opts.stop_timeout, "log_path": str(paths.log),
             "log_driver": opts.log_driver, "log_size_max": opts.log_size_max,
-            "doc": _doc_for_record(doc),
+            "doc": _doc_for_record(doc), "pod": doc["bundle"].get("pod"),
+            "conmon_cgroup": conmon_cgroup,
             **extra_fields,
         }
         _state.save_record(roots, record)
@@ -302,17 +316,25 @@ def start(roots: Roots, ref: str) -> dict[str, Any]:
 
 
 def run(doc: dict[str, Any], roots: Roots, opts: CreateOptions = CreateOptions(), *,
-        stdio: tuple[int, int, int] = (0, 1, 2), detach: bool = False) -> dict[str, Any]:
+        stdio: tuple[int, int, int] = (0, 1, 2), detach: bool = False,
+        before_start: Any = None, on_exit: Any = None) -> dict[str, Any]:
     """create + start. Attached (the default): the container's stdout/stderr go to
     ``stdio[1]``/``stdio[2]`` (and ``stdio[0]`` to its stdin with ``opts.stdin``) until it
-    exits; the document then holds the exit code. Detached: return once it runs."""
+    exits; the document then holds the exit code. Detached: return once it runs.
+    ``before_start(doc) -> doc | None`` and ``on_exit()``: see ``_run.run_bundle``."""
     from dataclasses import replace
 
     from podkit_runtime._attach import connect, pump
+    from podkit_runtime._run import finish_before_start
     from podkit_runtime._tty import terminal_for
 
+    if opts.log_driver == "passthrough":  # no attach socket: conmon hands over stdio
+        from podkit_runtime._passthrough import run_passthrough
+
+        return run_passthrough(doc, roots, opts, stdio, detach, before_start, on_exit)
     if detach:
         created = create(doc, roots, opts)
+        doc = finish_before_start(roots, created, before_start, doc)
         started = start(roots, created["container"]["id"])
         return {**doc, "changed": True, "state": started["state"]}
     # Attached, --rm happens here once the exit code is read, not in the exit command.
@@ -326,6 +348,7 @@ def run(doc: dict[str, Any], roots: Roots, opts: CreateOptions = CreateOptions()
         terminal.enter_context(terminal_for(bool(created.get("bundle", {}).get("tty"))
                                             or opts.tty, stdio[0] if opts.stdin else None,
                                             paths.ctl, stdio[1]))
+        doc = finish_before_start(roots, created, before_start, doc)
         start(roots, cid)
         stdin_fd: int | None = stdio[0] if opts.stdin else None
         exit_file = paths.exit_file
@@ -341,7 +364,13 @@ def run(doc: dict[str, Any], roots: Roots, opts: CreateOptions = CreateOptions()
     finally:
         terminal.close()
         sock.close()
-    if _state.read_exit_file(paths) is not None:
+    _await_exit_file(roots, cid, paths)
+    restarted = _wait_out_restarts(roots, cid, paths)  # None unless the policy restarts it
+    if restarted is not None:
+        record, seen = restarted
+    elif _state.read_exit_file(paths) is not None:
+        if on_exit is not None:
+            on_exit()
         # Record the exit ourselves rather than wait for conmon's exit command (a
         # process start-up away); the exit command then finds it done (or gone).
         record = _state.settle(roots, cid, _runc_delete)
@@ -473,6 +502,10 @@ def remove(roots: Roots, ref: str, *, force: bool = False, timeout: int | None =
     also deletes its anonymous volumes (podman's ``rm --volumes``)."""
     cid = _state.resolve(roots, ref)
     record, seen = sync(roots, cid)
+    if (record.get("pod") or {}).get("infra"):  # only with its pod (pod rm)
+        from podkit_runtime._pod_members import refuse_infra_removal
+
+        refuse_infra_removal(roots, record)
     if not can_remove_without_force(seen.status):
         if not force:
             raise errors.Conflict(
@@ -496,7 +529,10 @@ def _remove_now(roots: Roots, cid: str, remove_volumes: bool = False) -> None:
 
     with _state.lock(roots, cid):
         _stop_health_timer(roots, cid)
-        _runc_delete(ContainerPaths(roots, cid), True)
+        paths = ContainerPaths(roots, cid)
+        _runc_delete(paths, True)
+        _release_conmon_cgroup(roots, cid)
+        _release_container_cgroup(paths)
         _state.remove_files(roots, cid)
         remove_bundle(roots, cid, remove_volumes=remove_volumes)
 
@@ -515,6 +551,10 @@ def cleanup(roots: Roots, ref: str, *, remove_after: bool = False) -> dict[str, 
     from podkit_runtime import _exits, _health, _restart
 
     _health.stop_timer(roots, cid, record)
+    if record.get("pod"):  # --exit-policy stop: the last member out stops the pod
+        from podkit_runtime._pods import after_member_exit
+
+        after_member_exit(roots, record)
     if not remove_after and _restart.after_exit(roots, cid):
         return {"changed": True, "container": {"id": cid, "name": record.get("name")},
                 "exit_code": record.get("exit_code"), "removed": False, "restarted": True}
@@ -538,6 +578,48 @@ cleanup_container = cleanup
 
 
 # -- hooks into restart policies, healthchecks and kept exit codes ------------------------
+
+def _await_exit_file(roots: Roots, cid: str, paths: ContainerPaths) -> None:
+    """conmon may hang up the attach socket (the container's stdio at EOF) a moment
+    before it writes the exit file: wait for the file while conmon lives, rather than
+    fall back to wait(), which also waits for conmon's exit command (a process start-up
+    later)."""
+    try:
+        record = _state.load_record(roots, cid)
+    except errors.NotFound:
+        return
+    while not paths.exit_file.exists() and not _conmon_gone(record):
+        time.sleep(EXIT_FILE_POLL)
+
+
+def _wait_out_restarts(roots: Roots, cid: str, paths: ContainerPaths
+                       ) -> tuple[dict[str, Any], Observed] | None:
+    from podkit_runtime._attached_restart import wait_out_restarts
+
+    return wait_out_restarts(roots, cid, paths)
+
+
+def _release_conmon_cgroup(roots: Roots, cid: str) -> None:
+    from podkit_runtime._conmon_cgroup import release
+
+    with contextlib.suppress(errors.NotFound):
+        release(_state.load_record(roots, cid).get("conmon_cgroup"))
+
+
+def _release_container_cgroup(paths: ContainerPaths) -> None:
+    from podkit_runtime._conmon_cgroup import release_container
+
+    release_container(paths.bundle)
+
+
+def _passthrough_stdio(opts: CreateOptions, tty: bool) -> tuple[int, int, int] | None:
+    from podkit_runtime._log_options import check_passthrough
+
+    if opts.log_driver != "passthrough":
+        return None
+    check_passthrough(opts.log_driver, tty, opts.passthrough_stdio)
+    return opts.passthrough_stdio
+
 
 def _restart_fields(opts: CreateOptions) -> dict[str, Any]:
     from podkit_runtime._restart import record_fields

@@ -1,8 +1,12 @@
 """podman's ``--log-driver`` and ``--log-opt`` for create/run (pure parsing).
 
-``k8s-file`` (the default) is conmon's own log file; ``none`` keeps nothing (conmon
-``-l none``) and ``logs`` then fails like podman's. ``max-size=N`` becomes conmon's
-``--log-size-max``: conmon truncates the file when it would grow past N bytes.
+``k8s-file`` (the default; ``json-file`` is podman's alias for it) is conmon's own log
+file; ``none`` keeps nothing (conmon ``-l none``) and ``logs`` then fails like podman's.
+``passthrough`` (conmon ``-l passthrough``) hands the caller's own stdin, stdout and
+stderr to the container: no log, no attach socket, and, like podman and conmon, never
+on a terminal (a container holding our tty could push input into it with TIOCSTI).
+``max-size=N`` becomes conmon's ``--log-size-max``: conmon truncates the file when it
+would grow past N bytes.
 """
 
 from __future__ import annotations
@@ -12,7 +16,9 @@ from dataclasses import dataclass
 
 from podkit_common import errors
 
-LOG_DRIVERS = ("k8s-file", "none")
+LOG_DRIVERS = ("k8s-file", "json-file", "none", "passthrough")
+#: drivers whose output conmon writes to the k8s-file log
+FILE_DRIVERS = ("k8s-file", "json-file")
 
 
 @dataclass(frozen=True)
@@ -45,8 +51,25 @@ def parse_log_options(driver: str | None, opts: Iterable[str] = ()) -> LogConfig
     return LogConfig(driver, size_max)
 
 
-def no_logs_error() -> errors.PodkitError:
-    """podman's error for ``logs`` of a container using the none driver."""
-    return errors.UsageError("this container is using the 'none' log driver, cannot read "
-                             "logs: this container is not logging output",
+def conmon_log_arg(driver: str, log_path: str) -> str:
+    """conmon's ``-l`` value for a driver (podman's oci_conmon_common.go mapping)."""
+    return driver if driver in ("none", "passthrough") else f"k8s-file:{log_path}"
+
+
+def check_passthrough(driver: str, tty: bool, fds: Iterable[int]) -> None:
+    """podman's rule for ``--log-driver passthrough``: not with a tty, and not when any
+    of the standard streams it would hand over is a terminal."""
+    import os
+
+    if driver != "passthrough":
+        return
+    if tty or any(os.isatty(fd) for fd in fds):
+        raise errors.UsageError("the '--log-driver passthrough' option cannot be used on a TTY",
+                                hint="redirect stdin, stdout and stderr, or use k8s-file")
+
+
+def no_logs_error(driver: str = "none") -> errors.PodkitError:
+    """podman's error for ``logs`` of a container that keeps no log."""
+    return errors.UsageError(f"this container is using the '{driver}' log driver, cannot "
+                             "read logs: this container is not logging output",
                              hint="create it with --log-driver k8s-file")

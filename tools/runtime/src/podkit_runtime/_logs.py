@@ -209,10 +209,10 @@ def container_log(roots: Any, ref: str, *, follow: bool = False, tail: int | Non
 
     cid = _state.resolve(roots, ref)
     record, _ = sync(roots, cid)
-    if record.get("log_driver") == "none":
+    if record.get("log_driver") in ("none", "passthrough"):
         from podkit_runtime._log_options import no_logs_error
 
-        raise no_logs_error()
+        raise no_logs_error(record["log_driver"])
     path = Path(record.get("log_path") or _state.ContainerPaths(roots, cid).log)
     if not follow:
         yield from select(read_log(path), tail=tail, since_ns=since_ns, until_ns=until_ns)

@@ -164,7 +164,8 @@ def _restart_now(roots: Roots, record: dict[str, Any]) -> None:
     argv = conmon_argv(conmon_binary(), runc_binary(), paths, copts, exit_command_binary())
     try:
         created = spawn_conmon(argv, conmon_env(dict(os.environ)),
-                               paths.run_dir / "conmon.log")
+                               paths.run_dir / "conmon.log",
+                               cgroup=record.get("conmon_cgroup"))
     except CreateFailed as exc:
         _abandon(paths)
         raise errors.RuntimeFailure(f"runc create: {exc.message}") from None

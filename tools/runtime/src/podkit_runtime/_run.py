@@ -50,12 +50,20 @@ def _is_devnull(fd: int) -> bool:
 
 def run_bundle(doc: dict[str, Any], roots: Roots,
                stdio: tuple[int, int, int] = (0, 1, 2), *,
-               options: Any = None, detach: bool = False) -> dict[str, Any]:
+               options: Any = None, detach: bool = False,
+               before_start: Any = None, on_exit: Any = None) -> dict[str, Any]:
     """Run the container of ``doc`` under conmon; return the document with ``state``.
 
     ``stdio`` are the fds the container's stdin, stdout and stderr are connected to
     (stdin is passed through unless it is /dev/null). ``options`` are
     ``_lifecycle.CreateOptions``; ``detach`` returns once the container runs.
+
+    ``before_start(created_doc) -> doc | None`` runs between ``runc create`` and ``runc
+    start``; a returned document whose ``network`` section changed (CNI ADD finished
+    while runc created the container) goes into the bundle's hosts/resolv.conf and the
+    record. If it raises, the created container stays for the caller to remove.
+    ``on_exit()`` runs (attached) as soon as the exit file shows the container exited,
+    before runc delete and the record are settled.
     """
     from dataclasses import replace
 
@@ -65,7 +73,33 @@ def run_bundle(doc: dict[str, Any], roots: Roots,
     opts = options or CreateOptions()
     if not detach and not opts.stdin and not _is_devnull(stdio[0]):
         opts = replace(opts, stdin=True)
-    return run(doc, roots, opts, stdio=stdio, detach=detach)
+    return run(doc, roots, opts, stdio=stdio, detach=detach, before_start=before_start,
+               on_exit=on_exit)
+
+
+def finish_before_start(roots: Roots, created: dict[str, Any], before_start: Any,
+                        doc: dict[str, Any]) -> dict[str, Any]:
+    """Call ``before_start`` (see :func:`run_bundle`); the document to go on with."""
+    if before_start is None:
+        return doc
+    updated = before_start(created)
+    if not updated or updated.get("network") == created.get("network"):
+        return doc
+    if created["bundle"].get("pod") and (created.get("network") or {}).get("mode") == \
+            "container":  # a pod member: the infra's network, joined at create (_pod_members)
+        return {**doc, "network": created["network"]}
+    from podkit_runtime import _state
+    from podkit_runtime._netfiles import apply_network_files
+
+    cid = created["container"]["id"]
+    bundle = Path(created["bundle"]["path"])
+    hostname = atomic.read_json(bundle / "config.json").get("hostname") or cid[:12]
+    apply_network_files(bundle, updated["network"], hostname)  # in place: bind-mounted
+    with _state.lock(roots, cid):
+        record = _state.load_record(roots, cid)
+        record["doc"] = {**record["doc"], "network": updated["network"]}
+        _state.save_record(roots, record)
+    return {**doc, "network": updated["network"]}
 
 
 def stdio_for_cli(interactive: bool) -> tuple[int, int, int]:

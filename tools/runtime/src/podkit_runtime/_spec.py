@@ -92,6 +92,7 @@ class BundleOptions:
     hooks_dir: tuple[str, ...] | None = None  # --hooks-dir (None: podman's default dirs)
     labels: dict[str, str] = field(default_factory=dict)  # --label (kept in the document)
     annotations: dict[str, str] = field(default_factory=dict)
+    pod: str | None = None                   # --pod NAME|ID: join it (_pod_members)
 
 
 def process_args(image_config: dict[str, Any], opts: BundleOptions) -> list[str]:

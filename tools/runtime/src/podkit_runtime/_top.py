@@ -126,18 +126,57 @@ def top_table(doc: dict[str, Any]) -> str:
                    + "  " + r[-1] + "\n" for r in rows)
 
 
-def port_lines(record: dict[str, Any]) -> list[str]:
-    """podman port's lines from the network section: ``80/tcp -> 0.0.0.0:8080``."""
+def parse_port_spec(spec: str) -> tuple[int, str]:
+    """``80`` or ``80/tcp`` -> (80, "tcp") (pure; podman port's rules)."""
+    fields = spec.split("/")
+    if len(fields) > 2:
+        raise errors.UsageError(f"port formats are port/protocol. '{spec}' is invalid")
+    number, proto = fields[0], fields[1] if len(fields) == 2 else "tcp"
+    if not number.isdigit() or not 0 <= int(number) <= 65535:
+        raise errors.UsageError(f"invalid port {spec!r}", hint="PORT or PORT/PROTOCOL")
+    return int(number), proto
+
+
+def port_lines(record: dict[str, Any], spec: str | None = None) -> list[str]:
+    """podman port's lines from the network section: ``80/tcp -> 0.0.0.0:8080`` for
+    each mapping (ranges expanded), or, for one ``spec`` (``80/tcp``), the host
+    address it is published on (``0.0.0.0:8080``)."""
     network = (record.get("doc") or {}).get("network") or {}
+    wanted = parse_port_spec(spec) if spec else None
     out = []
     for p in network.get("ports") or []:
-        out.append(f"{p['containerPort']}/{p['protocol']} -> "
-                   f"{p.get('hostIP') or '0.0.0.0'}:{p['hostPort']}")
-    return out
+        host_ip = p.get("hostIP") or "0.0.0.0"
+        span = int(p.get("range") or 1)
+        for proto in str(p.get("protocol") or "tcp").split(","):
+            if wanted is None:
+                out += [f"{p['containerPort'] + i}/{proto} -> {host_ip}:{p['hostPort'] + i}"
+                        for i in range(span)]
+            elif proto == wanted[1] and 0 <= wanted[0] - p["containerPort"] < span:
+                out.append(f"{host_ip}:{p['hostPort'] + wanted[0] - p['containerPort']}")
+    if spec and not out:
+        raise errors.NotFound(f'failed to find published port "{spec}"',
+                              hint="port CONTAINER lists what is published")
+    return out[:1] if spec else out
 
 
-def port(roots: Any, ref: str) -> list[str]:
-    """The published ports of a container (podman port)."""
+def port(roots: Any, ref: str | None, spec: str | None = None, *,
+         all_: bool = False) -> list[str]:
+    """The published ports of a container (podman port [--all] [CONTAINER [PORT]]);
+    with ``all_`` every running container's, each line prefixed by its short id."""
     from podkit_runtime import _state
 
-    return port_lines(_state.load_record(roots, _state.resolve(roots, ref)))
+    if not all_:
+        if not ref:
+            raise errors.UsageError("you must supply a running container name or id")
+        return port_lines(_state.load_record(roots, _state.resolve(roots, ref)), spec)
+    from podkit_runtime._lifecycle import sync
+
+    out = []
+    for record in _state.all_records(roots):
+        try:
+            record, seen = sync(roots, record["id"], record)
+        except errors.NotFound:
+            continue
+        if seen.status == "running":
+            out += [f"{record['id'][:12]}\t{line}" for line in port_lines(record)]
+    return out

@@ -70,6 +70,7 @@ def bundle(ctx: typer.Context,
            hooks_dir: list[str] | None = typer.Option(None, "--hooks-dir"),
            label: list[str] | None = typer.Option(None, "--label", "-l"),
            annotation: list[str] | None = typer.Option(None, "--annotation"),
+           pod: str | None = typer.Option(None, "--pod", help="join this pod (cli_pod.py)"),
            input_path: str = typer.Option("-", "--input", metavar="FILE")) -> None:
     """Write the OCI bundle (config.json) for the container in the input document."""
     from podkit_runtime import write_bundle
@@ -128,7 +129,12 @@ from podkit_runtime.cli_lifecycle import register as _register_lifecycle  # noqa
 _register_lifecycle(app)
 app.add_typer(_H.health_app(), name="healthcheck")  # run, loop: cli_health.py
 _I.register(app)  # cp, top, stats, port, rename: cli_inspecting.py
+from podkit_runtime.cli_pod import app as _pod_app  # noqa: E402
+
+app.add_typer(_pod_app, name="pod")  # create, start, stop, rm, ps, inspect...: cli_pod.py
 
 
 def main() -> None:
-    run_app(app, TOOL, positional_ends_options=("bundle", "exec"))
+    from podkit_runtime.fast_path import POSITIONAL_ENDS_OPTIONS
+
+    run_app(app, TOOL, positional_ends_options=POSITIONAL_ENDS_OPTIONS)

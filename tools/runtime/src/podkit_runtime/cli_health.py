@@ -19,7 +19,10 @@ def health_app(podman_output: bool = False) -> typer.Typer:
 
     @app.command("run")
     def run(ctx: typer.Context, container: str = typer.Argument(...)) -> int:
-        """Run the container's healthcheck once; exit 0 healthy, 1 unhealthy."""
+        """Run the container's healthcheck once; exit 0 healthy, 1 unhealthy.
+
+        Example: pod healthcheck run web && echo healthy
+        """
         from podkit_runtime._health import run_check
 
         doc = run_check(ctx.obj.roots, container)
@@ -55,14 +58,6 @@ HEALTH_ON_FAILURE = typer.Option("none", "--health-on-failure",
 
 def create_extras(values: dict) -> dict:
     """CreateOptions' restart_policy and health from a command's locals()."""
-    from podkit_runtime._health import health_config
-    from podkit_runtime._restart import parse_policy
+    from podkit_runtime._cli_values import create_extras as typer_free
 
-    parse_policy(values.get("restart"))  # a bad policy fails before anything is made
-    return {"restart_policy": values.get("restart"),
-            "health": health_config(values.get("health_cmd"),
-                                    values.get("health_interval") or "30s",
-                                    values.get("health_retries") or 3,
-                                    values.get("health_start_period") or "0s",
-                                    values.get("health_timeout") or "30s",
-                                    values.get("health_on_failure") or "none")}
+    return typer_free(values)

@@ -9,16 +9,16 @@ from typing import Any
 
 import typer
 
-LOG_DRIVER = typer.Option(None, "--log-driver", help="k8s-file (default) | none")
+LOG_DRIVER = typer.Option(None, "--log-driver",
+                          help="k8s-file (default) | json-file | none | passthrough")
 LOG_OPT = typer.Option(None, "--log-opt", help="max-size=N (conmon truncates the log)")
 
 
 def log_extras(values: dict[str, Any]) -> dict[str, Any]:
     """``CreateOptions`` keywords from a command's ``--log-driver``/``--log-opt``."""
-    from podkit_runtime._log_options import parse_log_options
+    from podkit_runtime._cli_values import log_extras as typer_free
 
-    config = parse_log_options(values.get("log_driver"), values.get("log_opt") or ())
-    return {"log_driver": config.driver, "log_size_max": config.size_max}
+    return typer_free(values)
 
 
 def register(app: typer.Typer) -> None:
@@ -56,31 +56,34 @@ def register(app: typer.Typer) -> None:
         emit(doc)
 
     @app.command()
-    def stats(ctx: typer.Context, containers: list[str] = typer.Argument(...),
-              no_stream: bool = typer.Option(True, "--no-stream", help="one sample (only mode)"),
+    def stats(ctx: typer.Context,
+              containers: list[str] = typer.Argument(None, help="default: all running"),
+              all_: bool = typer.Option(False, "--all", "-a", help="accepted, as podman 4.3"),
+              no_stream: bool = typer.Option(False, "--no-stream", help="one round only"),
+              interval: int = typer.Option(5, "--interval", "-i", help="seconds between rounds"),
+              no_reset: bool = typer.Option(False, "--no-reset",
+                                            help="table: do not clear the screen each round"),
+              no_trunc: bool = typer.Option(False, "--no-trunc"),
               fmt: str = typer.Option("json", "--format", help="json (JSON lines) | table")
               ) -> None:
-        """One sample of the containers' cgroup figures (podman stats --no-stream)."""
-        import sys
+        """The containers' cgroup figures, a round every --interval seconds until
+        interrupted (podman stats); --no-stream: one round."""
+        from podkit_runtime.cli_stats import write_stats
 
-        from podkit_common.cli import emit_lines
-        from podkit_runtime._stats import stats as stats_doc
-        from podkit_runtime._stats import stats_table
-
-        rows = [stats_doc(ctx.obj.roots, ref) for ref in containers]
-        if fmt == "table":
-            sys.stdout.write(stats_table(rows))
-            return
-        emit_lines(rows)
+        write_stats(ctx.obj.roots, containers or [], all_=all_, stream=not no_stream,
+                    interval=interval, fmt=fmt, reset=not no_reset, no_trunc=no_trunc)
 
     @app.command()
-    def port(ctx: typer.Context, container: str = typer.Argument(...)) -> None:
-        """The container's published ports, podman's way: 80/tcp -> 0.0.0.0:8080."""
+    def port(ctx: typer.Context, container: str = typer.Argument(None),
+             spec: str = typer.Argument(None, metavar="[PORT[/PROTO]]"),
+             all_: bool = typer.Option(False, "--all", "-a")) -> None:
+        """The container's published ports, podman's way: 80/tcp -> 0.0.0.0:8080; with
+        PORT only the host address it is published on."""
         import sys
 
         from podkit_runtime._top import port as port_lines
 
-        for line in port_lines(ctx.obj.roots, container):
+        for line in port_lines(ctx.obj.roots, container, spec, all_=all_):
             sys.stdout.write(line + "\n")
 
     @app.command()

@@ -40,11 +40,13 @@ def register(app: typer.Typer) -> None:
         """Create the container of the input document under conmon (runc create)."""
         from podkit_common.schemas import SchemaSet
         from podkit_runtime._lifecycle import CreateOptions, create
+        from podkit_runtime._run import stdio_for_cli
 
         doc = read_input(input_path)
         SchemaSet(["podkit_runtime"]).validate(doc, "urn:podkit:runtime:run-input")
         emit(create(doc, ctx.obj.roots, CreateOptions(
             stdin=interactive, remove=rm, stop_signal=stop_signal, stop_timeout=stop_timeout,
+            passthrough_stdio=stdio_for_cli(interactive),  # stdout is for the document
             **H.create_extras(locals()), **I.log_extras(locals()))))
 
     @app.command()
@@ -159,9 +161,9 @@ def register(app: typer.Typer) -> None:
                 rm: bool = typer.Option(False, "--rm", help="remove the container too")
                 ) -> None:
         """conmon's exit command: record the exit code, runc delete (and --rm)."""
-        from podkit_runtime._lifecycle import cleanup as cleanup_container
+        from podkit_runtime._command_bodies import cleanup_body  # also the fast path
 
-        emit(cleanup_container(ctx.obj.roots, container, remove_after=rm))
+        cleanup_body(ctx.obj, {"container": container, "rm": rm})
 
     @app.command()
     def logs(ctx: typer.Context, container: str = typer.Argument(...),
