@@ -2,7 +2,8 @@
 
 `list-containers` times `pod-storage containers` and `list-containers-ps` times
 `pod ps -a`, both against `podman ps -a`, with N containers (created, never started) in
-each store: N=200 with --quick, 1000 in a full run. The containers are made untimed in
+each store: N=200 with --quick, 1000 in a full run; `ps-500` is `pod ps -a` with
+exactly 500 in either mode (issue #7's figure). The containers are made untimed in
 set-up: podman's with `podman create --network none IMAGE true` (4 at a time), podkit's
 with the storage library in one helper process (`python -m bench.listing populate`,
 run as a subprocess like every podkit command: the bench itself imports no podkit
@@ -18,14 +19,17 @@ from typing import Any
 from . import REPO_ROOT, VENV_BIN
 from .runner import BenchFailure, Sample, run_timed
 
-#: Containers per store, by mode.
+#: Containers per store, by mode; scenarios with a fixed N.
 SIZES = {"quick": 200, "full": 1000}
+FIXED_SIZES = {"ps-500": 500}
+#: Scenarios that time `pod ps -a` (the others time `pod-storage containers`).
+POD_PS = ("list-containers-ps", "ps-500")
 _state: dict[str, int] = {}  # scenario -> N; "ready:<ref>" -> N of the stores as made
 
 
 def argv(side: Any, scenario: str) -> list[str]:
     if side.name == "podkit":
-        if scenario == "list-containers-ps":
+        if scenario in POD_PS:
             return [side.exe("pod"), "ps", "-a"]
         return [side.exe("pod-storage"), "containers"]
     return side.cmd("ps", "-a")
@@ -35,7 +39,7 @@ def setup(ctx: Any, scenario: str, label: str, quick: bool) -> None:
     """Both stores emptied, the image pulled, N containers created (all untimed)."""
     from .scenarios import _verify_pull
 
-    n = SIZES["quick" if quick else "full"]
+    n = FIXED_SIZES.get(scenario) or SIZES["quick" if quick else "full"]
     _state[scenario] = n
     ref = ctx.ref(label)
     if _state.get(f"ready:{ref}") == n and all(len(s.containers()) == n for s in ctx.sides):

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from . import bridge, listing
+from . import bridge, image_listing, listing, pods
 from .images import BenchImage
 from .runner import BenchFailure, Sample, run_timed
 
@@ -79,7 +79,7 @@ class Scenario:
     @property
     def image(self) -> str | None:
         """The image label this scenario needs ("small"/"large"), if any."""
-        return None if self.kind == "version" else self.arg
+        return None if self.kind in ("version", "noop", "images") else self.arg
 
     def argv(self, ctx: Context, side: Engine) -> list[str]:
         if self.kind == "version":
@@ -93,6 +93,12 @@ class Scenario:
             return bridge.argv(side, ctx.ref(self.arg), RUN_COMMAND)
         if self.kind == "list":
             return listing.argv(side, self.name)
+        if self.kind == "images":
+            return image_listing.argv(side)
+        if self.kind == "noop":
+            return listing.argv(side, "list-containers-ps")[:-1]  # `ps`: running ones
+        if self.kind == "pod":  # pod create + 3 members + pod start (bench/pods.py)
+            return pods.argv(side, ctx.ref(self.arg))
         return side.run_argv(ctx.ref(self.arg), RUN_COMMAND)
 
     def setup(self, ctx: Context) -> None:
@@ -100,7 +106,14 @@ class Scenario:
         if self.kind == "list":
             listing.setup(ctx, self.name, self.arg, ctx.quick)
             return
-        if self.kind not in ("run", "run-bridge"):
+        if self.kind == "images":
+            image_listing.setup(ctx, ctx.quick)
+            return
+        if self.kind == "noop":  # empty stores: the command's start is all there is
+            for side in ctx.sides:
+                side.reset()
+            return
+        if self.kind not in ("run", "run-bridge", "pod"):
             return
         if self.kind == "run-bridge":
             bridge.setup(ctx)
@@ -114,6 +127,8 @@ class Scenario:
         """Untimed, before every run: pulls start from an empty store (cache emptied)."""
         if self.kind in ("pull", "pipe-pull"):
             side.reset()
+        if self.kind == "pod":
+            pods.before_each(side)
 
     def verify(self, ctx: Context, side: Engine, sample: Sample) -> None:
         """Untimed, after every run: exit 0 and the expected state, or BenchFailure."""
@@ -125,8 +140,19 @@ class Scenario:
                 raise BenchFailure(f"{side.name}: {got} files unpacked, the image has {want}")
             return
         _verify_exit(side, sample)
+        if self.kind == "pod":
+            pods.verify(side, sample)
+            return
         if self.kind == "list":
             listing.verify(side, self.name, sample)
+            return
+        if self.kind == "images":
+            image_listing.verify(side, sample)
+            return
+        if self.kind == "noop":
+            lines = sample.stdout.read_text(errors="replace").splitlines()
+            if len(lines) != 1 or "CONTAINER ID" not in lines[0]:
+                raise BenchFailure(f"{side.name}: ps on an empty store printed {lines}")
             return
         if self.kind == "version":
             if "version" not in sample.stdout.read_text(errors="replace"):
@@ -140,6 +166,8 @@ class Scenario:
         """Once after the rounds (also after a failure)."""
         if self.kind == "run-bridge":
             bridge.teardown(ctx, say)
+        if self.kind == "pod":
+            pods.teardown(ctx)
 
 
 def _verify_exit(side: Engine, sample: Sample) -> None:
@@ -164,6 +192,8 @@ def _tool_scenario(tool: str) -> Scenario:
 SCENARIOS: tuple[Scenario, ...] = (
     *(_tool_scenario(t) for t in ("pod-image-pull", "pod-storage", "pod-runtime",
                                   "pod-netsetup", "pod")),
+    Scenario("start-ps", "cold start of a real command: pod ps vs podman ps, empty stores",
+             "noop", "small", full=Plan(2, 15), quick=Plan(1, 7)),
     Scenario("pull-small", "pull + unpack busybox (1 layer) from the loopback registry",
              "pull", "small", full=Plan(1, 10), quick=Plan(1, 4)),
     Scenario("pull-large", "pull + unpack the large image (5 layers, >500 MB, >30k files)",
@@ -180,6 +210,13 @@ SCENARIOS: tuple[Scenario, ...] = (
              full=Plan(1, 10), quick=Plan(1, 5)),
     Scenario("list-containers-ps", "pod ps -a vs podman ps -a, N containers in each store "
              "(N=1000; 200 with --quick)", "list", "small", full=Plan(1, 10), quick=Plan(1, 5)),
+    Scenario("pod-3", "pod create + 3 members created in it + pod start (issue #9), "
+             "--network none", "pod", "small", full=Plan(1, 5), quick=Plan(1, 3)),
+    Scenario("images-300", "pod images vs podman images, N distinct images in each store "
+             "(N=300; 100 with --quick; issue #9)", "images", "small",
+             full=Plan(1, 10), quick=Plan(1, 5)),
+    Scenario("ps-500", "pod ps -a vs podman ps -a, 500 containers in each store (issue #7)",
+             "list", "small", full=Plan(1, 10), quick=Plan(1, 5)),
 )
 
 

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Bring a fresh Debian 12 machine (as root) to where podkit runs and its tests pass:
-# the real components (runc, conmon, CNI plugins, iptables), the test bed's parts
+# the real components (runc, conmon, CNI plugins, iptables, catatonit: --init and the
+# pods' infra image), the test bed's parts
 # (busybox-static, docker-registry, and skopeo/umoci/podman and the OCI runtime-spec
-# schema as oracles), uv and the workspace.
+# schema as oracles, tmux as the terminal for the tty tests), uv and the workspace.
 # Idempotent, and quick when everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
-  runc conmon containernetworking-plugins iptables iproute2 kmod
-  busybox-static docker-registry skopeo umoci catatonit
+  runc conmon containernetworking-plugins iptables iproute2 kmod catatonit
+  busybox-static docker-registry skopeo umoci
   jq tmux python3 python3-venv python3-pip ca-certificates
   gnupg openssl apache2-utils
   podman golang-github-containers-common golang-github-opencontainers-specs-dev

@@ -13,7 +13,7 @@ import contextlib
 from typing import Any
 
 from podkit_common import errors
-from podkit_common.cli import sibling_executable
+from podkit_common.cli_base import sibling_executable
 from podkit_common.roots import Roots
 
 
@@ -116,9 +116,10 @@ def run_options(roots: Roots, opts: Any, cid: str) -> dict[str, Any]:
     from podkit_runtime import CreateOptions
 
     detached_exit = exit_command(roots, cid, opts.remove) if opts.detach else None
+    # Attached with a restart policy: the runtime's own exit command restarts it (rootfs
+    # and network stay) and run_bundle returns after the last run, like podman's run;
+    # the teardown below it then happens once.
     extras = dict(getattr(opts, "create_extras", {}))
-    if not opts.detach:  # an attached run unmounts the rootfs when it returns: no restarts
-        extras.pop("restart_policy", None)
     return {"options": CreateOptions(stdin=opts.interactive, remove=opts.remove,
                                      exit_command=detached_exit, **extras),
             "detach": opts.detach}

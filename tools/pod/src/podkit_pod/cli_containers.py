@@ -8,8 +8,6 @@ import sys
 
 import typer
 
-from podkit_common.cli import emit
-
 
 def add_container_commands(app: typer.Typer) -> None:
     """Register the commands on pod's app."""
@@ -21,7 +19,15 @@ def add_container_commands(app: typer.Typer) -> None:
              since: str | None = typer.Option(None, "--since"),
              until: str | None = typer.Option(None, "--until"),
              timestamps: bool = typer.Option(False, "--timestamps", "-t")) -> None:
-        """Print a container's log (its stdout on stdout, its stderr on stderr)."""
+        """Print a container's log (its stdout on stdout, its stderr on stderr).
+
+        Examples:
+
+        \b
+            pod logs web
+            pod logs -f --tail 10 web
+            pod logs --since 10m -t web
+        """
         from podkit_runtime import container_log
         from podkit_runtime._logs import parse_time_filter
 
@@ -38,7 +44,14 @@ def add_container_commands(app: typer.Typer) -> None:
     def stop(ctx: typer.Context, containers: list[str] = typer.Argument(...),
              time_: int | None = typer.Option(None, "--time", "-t"),
              stop_signal: str | None = typer.Option(None, "--stop-signal")) -> None:
-        """Stop containers: the stop signal, then SIGKILL after --time seconds."""
+        """Stop containers: the stop signal, then SIGKILL after --time seconds.
+
+        Examples:
+
+        \b
+            pod stop web
+            pod stop -t 0 web db
+        """
         from podkit_runtime import stop_container
 
         for ref in containers:
@@ -50,7 +63,14 @@ def add_container_commands(app: typer.Typer) -> None:
     @app.command()
     def kill(ctx: typer.Context, containers: list[str] = typer.Argument(...),
              signal: str = typer.Option("SIGKILL", "--signal", "-s")) -> None:
-        """Send a signal to containers."""
+        """Send a signal to containers.
+
+        Examples:
+
+        \b
+            pod kill web
+            pod kill -s SIGHUP web
+        """
         from podkit_runtime import kill_container
 
         for ref in containers:
@@ -60,7 +80,14 @@ def add_container_commands(app: typer.Typer) -> None:
     @app.command()
     def wait(ctx: typer.Context, containers: list[str] = typer.Argument(...),
              condition: list[str] | None = typer.Option(None, "--condition")) -> None:
-        """Wait for containers to exit; prints each exit code."""
+        """Wait for containers to exit; prints each exit code.
+
+        Examples:
+
+        \b
+            pod wait web
+            pod wait --condition running web
+        """
         from podkit_runtime import wait_container
 
         for ref in containers:
@@ -68,26 +95,44 @@ def add_container_commands(app: typer.Typer) -> None:
             sys.stdout.write(f"{seen.exit_code if seen.exit_code is not None else -1}\n")
 
     @app.command()
-    def inspect(ctx: typer.Context, containers: list[str] = typer.Argument(...)) -> None:
-        """podman inspect's JSON (an array) for containers."""
-        from podkit_runtime import inspect_container
+    def inspect(ctx: typer.Context, containers: list[str] = typer.Argument(...),
+                fmt: str | None = typer.Option(None, "--format", "-f"),
+                type_: str = typer.Option("all", "--type", "-t",
+                                          help="all|container|image|volume|network|pod")
+                ) -> None:
+        """podman inspect's JSON (an array) for containers, images, volumes, networks,
+        pods. Example: pod inspect --format '{{.State.Status}}' web"""
+        from podkit_pod._inspect_any import inspect_makers  # CLII's: every object kind
+        from podkit_pod.cli_image import write_inspected
 
-        emit([inspect_container(ctx.obj.roots, ref) for ref in containers])
+        write_inspected(inspect_makers(ctx.obj.roots, containers, type_), fmt)
 
     @app.command()
     def start(ctx: typer.Context, containers: list[str] = typer.Argument(...)) -> None:
-        """Start created containers."""
-        from podkit_runtime import start_container
+        """Start containers: created ones, and stopped ones again (like podman start).
 
-        for ref in containers:
-            start_container(ctx.obj.roots, ref)
-            sys.stdout.write(ref + "\n")
+        Examples:
+
+        \b
+            pod start web
+            pod stop web && pod start web db
+        """
+        from podkit_pod._command_bodies import start_body  # typer-free: also the fast path
+
+        start_body(ctx.obj, {"containers": containers})
 
     @app.command()
     def attach(ctx: typer.Context, container: str = typer.Argument(...),
                no_stdin: bool = typer.Option(False, "--no-stdin"),
                detach_keys: str | None = typer.Option(None, "--detach-keys")) -> int:
-        """Attach to a running container (detach with ctrl-p ctrl-q)."""
+        """Attach to a running container (detach with ctrl-p ctrl-q).
+
+        Examples:
+
+        \b
+            pod attach web
+            pod attach --detach-keys ctrl-x web
+        """
         from podkit_runtime import attach_container
 
         doc = attach_container(ctx.obj.roots, container, stdio=(0, 1, 2),
@@ -104,7 +149,15 @@ def add_container_commands(app: typer.Typer) -> None:
               workdir: str | None = typer.Option(None, "--workdir", "-w"),
               user: str | None = typer.Option(None, "--user", "-u")) -> int:
         """Run a command in a running container; exits with its code (126/127 when it
-        cannot run)."""
+        cannot run).
+
+        Examples:
+
+        \b
+            pod exec web cat /etc/hostname
+            pod exec -it web sh
+            pod exec -e A=1 -w /tmp web env
+        """
         from podkit_runtime import ExecOptions, exec_container
 
         doc = exec_container(ctx.obj.roots, container,
@@ -118,7 +171,13 @@ def add_container_commands(app: typer.Typer) -> None:
 
     @app.command()
     def pause(ctx: typer.Context, containers: list[str] = typer.Argument(...)) -> None:
-        """Pause containers (cgroup freezer)."""
+        """Pause containers (cgroup freezer).
+
+        Examples:
+
+        \b
+            pod pause web
+        """
         from podkit_runtime import pause_container
 
         for ref in containers:
@@ -127,7 +186,13 @@ def add_container_commands(app: typer.Typer) -> None:
 
     @app.command()
     def unpause(ctx: typer.Context, containers: list[str] = typer.Argument(...)) -> None:
-        """Unpause containers."""
+        """Unpause containers.
+
+        Examples:
+
+        \b
+            pod unpause web
+        """
         from podkit_runtime import unpause_container
 
         for ref in containers:
@@ -137,7 +202,13 @@ def add_container_commands(app: typer.Typer) -> None:
     @app.command(hidden=True)
     def cleanup(ctx: typer.Context, container: str = typer.Argument(...),
                 rm: bool = typer.Option(False, "--rm")) -> None:
-        """conmon's exit command: record the exit, release (or with --rm remove) it."""
-        from podkit_pod._containers import cleanup as cleanup_container
+        """conmon's exit command: record the exit, release (or with --rm remove) it.
 
-        emit(cleanup_container(ctx.obj.roots, container, remove_after=rm))
+        Examples:
+
+        \b
+            pod cleanup --rm web
+        """
+        from podkit_pod._command_bodies import cleanup_body  # typer-free: the fast path too
+
+        cleanup_body(ctx.obj, {"container": container, "rm": rm})

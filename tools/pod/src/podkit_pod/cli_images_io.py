@@ -25,7 +25,12 @@ def load_command(ctx: typer.Context,
                  quiet: bool = typer.Option(False, "--quiet", "-q"),
                  signature_policy: str | None = typer.Option(None, "--signature-policy",
                                                              metavar="PATH")) -> None:
-    """Load the images of a docker-archive or oci-archive (podman save output)."""
+    """Load the images of a docker-archive or oci-archive (podman save output).
+
+    \b
+    Example:
+      pod load -i busybox.tar
+    """
     from podkit_pod._images_io import load_images, loaded_names
 
     if input_path is None and sys.stdin.isatty():
@@ -44,7 +49,12 @@ def save_command(ctx: typer.Context, refs: list[str] = typer.Argument(..., metav
                  fmt: str = typer.Option("docker-archive", "--format"),
                  multi_image: bool = typer.Option(False, "--multi-image-archive", "-m"),
                  quiet: bool = typer.Option(False, "--quiet", "-q")) -> None:
-    """Save images to a docker-archive (default) or oci-archive."""
+    """Save images to a docker-archive (default) or oci-archive.
+
+    \b
+    Example:
+      pod save -o busybox.tar busybox
+    """
     from podkit_storage import save_images
 
     save_images(ctx.obj.roots, refs, _sink(output), fmt=fmt, multi_image=multi_image,
@@ -56,7 +66,12 @@ def import_command(ctx: typer.Context, source: str = typer.Argument(..., metavar
                    change: list[str] | None = typer.Option(None, "--change", "-c"),
                    message: str | None = typer.Option(None, "--message", "-m"),
                    quiet: bool = typer.Option(False, "--quiet", "-q")) -> None:
-    """Make an image from a tar of a filesystem; prints its id like podman import."""
+    """Make an image from a tar of a filesystem; prints its id like podman import.
+
+    \b
+    Example:
+      pod import rootfs.tar localhost/myimage:1
+    """
     from podkit_storage import import_tarball
 
     doc = import_tarball(ctx.obj.roots, sys.stdin.buffer if source == "-" else source,
@@ -67,7 +82,12 @@ def import_command(ctx: typer.Context, source: str = typer.Argument(..., metavar
 
 def export_command(ctx: typer.Context, ref: str = typer.Argument(..., metavar="CONTAINER"),
                    output: str = typer.Option("-", "--output", "-o", metavar="FILE")) -> None:
-    """Export a container's filesystem as a tar."""
+    """Export a container's filesystem as a tar.
+
+    \b
+    Example:
+      pod export -o web.tar web
+    """
     from podkit_storage import export_container
 
     export_container(ctx.obj.roots, ref, _sink(output), progress=ctx.obj.progress())

@@ -42,7 +42,15 @@ def add_inspecting_commands(app: typer.Typer) -> None:
     def cp(ctx: typer.Context, src: str = typer.Argument(..., help="CTR:PATH, PATH or -"),
            dest: str = typer.Argument(..., help="CTR:PATH, PATH or -")) -> None:
         """Copy files between a container and the host (paths resolve inside the
-        container's rootfs only; - is a tar stream)."""
+        container's rootfs only; - is a tar stream).
+
+        Examples:
+
+        \b
+            pod cp web:/etc/hostname .
+            pod cp ./index.html web:/www/
+            pod cp web:/var/log - | tar t
+        """
         from podkit_runtime._cp import copy
 
         with _mounted_rootfs(ctx.obj.roots, [src, dest]) as rootfs_of:
@@ -52,44 +60,67 @@ def add_inspecting_commands(app: typer.Typer) -> None:
 
     @app.command()
     def top(ctx: typer.Context, container: str = typer.Argument(...)) -> None:
-        """Display the running processes of a container."""
+        """Display the running processes of a container.
+
+        Examples:
+
+        \b
+            pod top web
+        """
         from podkit_runtime._top import top as top_doc
         from podkit_runtime._top import top_table
 
         sys.stdout.write(top_table(top_doc(ctx.obj.roots, container)))
 
     @app.command()
-    def stats(ctx: typer.Context, containers: list[str] = typer.Argument(...),
+    def stats(ctx: typer.Context, containers: list[str] = typer.Argument(None),
+              all_: bool = typer.Option(False, "--all", "-a"),
               no_stream: bool = typer.Option(False, "--no-stream"),
+              interval: int = typer.Option(5, "--interval", "-i"),
+              no_reset: bool = typer.Option(False, "--no-reset"),
+              no_trunc: bool = typer.Option(False, "--no-trunc"),
               fmt: str = typer.Option("table", "--format", help="table | json")) -> None:
-        """One sample of the containers' resource usage (only --no-stream for now)."""
-        from podkit_common.cli import emit
-        from podkit_runtime._stats import stats as stats_doc
-        from podkit_runtime._stats import stats_table
+        """Display a live stream of container resource usage statistics.
 
-        if not no_stream:
-            from podkit_common import errors
+        Examples:
 
-            raise errors.NotImplementedYet("pod stats streams no samples yet",
-                                           hint="use --no-stream")
-        rows = [stats_doc(ctx.obj.roots, ref) for ref in containers]
-        if fmt == "json":
-            emit([{k: v for k, v in r.items() if k != "changed"} for r in rows])
-            return
-        sys.stdout.write(stats_table(rows))
+        \b
+            pod stats --no-stream web
+            pod stats --no-stream --format json web
+        """
+        from podkit_runtime.cli_stats import write_stats
+
+        write_stats(ctx.obj.roots, containers or [], all_=all_, stream=not no_stream,
+                    interval=interval, fmt=fmt, reset=not no_reset, no_trunc=no_trunc,
+                    podman_shapes=True)
 
     @app.command()
-    def port(ctx: typer.Context, container: str = typer.Argument(...)) -> None:
-        """List the container's published ports (80/tcp -> 0.0.0.0:8080)."""
+    def port(ctx: typer.Context, container: str = typer.Argument(None),
+             spec: str = typer.Argument(None, metavar="[PORT[/PROTO]]"),
+             all_: bool = typer.Option(False, "--all", "-a")) -> None:
+        """List the container's published ports (80/tcp -> 0.0.0.0:8080).
+
+        Examples:
+
+        \b
+            pod port web
+            pod port web 80/tcp
+        """
         from podkit_runtime._top import port as port_lines
 
-        for line in port_lines(ctx.obj.roots, container):
+        for line in port_lines(ctx.obj.roots, container, spec, all_=all_):
             sys.stdout.write(line + "\n")
 
     @app.command()
     def rename(ctx: typer.Context, container: str = typer.Argument(...),
                new_name: str = typer.Argument(...)) -> None:
-        """Rename a container (both its runtime record and its storage name)."""
+        """Rename a container (both its runtime record and its storage name).
+
+        Examples:
+
+        \b
+            pod rename web frontend
+        """
         from podkit_pod._rename import rename as rename_container
 
         rename_container(ctx.obj.roots, container, new_name)

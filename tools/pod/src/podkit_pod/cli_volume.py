@@ -19,7 +19,14 @@ app = typer.Typer(name="volume", help="Manage volumes like podman volume.",
 def create(ctx: typer.Context, name: str | None = typer.Argument(None),
            label: list[str] | None = typer.Option(None, "--label", "-l", help="KEY=VALUE"),
            ignore: bool = typer.Option(False, "--ignore")) -> None:
-    """Create a volume; prints its name."""
+    """Create a volume; prints its name.
+
+    Examples:
+
+    \b
+        pod volume create data
+        pod volume create --label app=web data
+    """
     from podkit_runtime import create_volume
 
     labels = {}
@@ -35,7 +42,14 @@ def create(ctx: typer.Context, name: str | None = typer.Argument(None),
 @app.command("ls")
 def ls(ctx: typer.Context,
        fmt: str = typer.Option("table", "--format", help="table|json|names")) -> None:
-    """List volumes (pod's -q is its global --quiet: use --format names)."""
+    """List volumes (pod's -q is its global --quiet: use --format names).
+
+    Examples:
+
+    \b
+        pod volume ls
+        pod volume ls --format json
+    """
     from podkit_runtime import list_volumes
 
     records = list_volumes(ctx.obj.roots)
@@ -50,7 +64,13 @@ def ls(ctx: typer.Context,
 
 @app.command()
 def inspect(ctx: typer.Context, names: list[str] = typer.Argument(...)) -> None:
-    """Print volumes' records as a JSON array."""
+    """Print volumes' records as a JSON array.
+
+    Examples:
+
+    \b
+        pod volume inspect data
+    """
     from podkit_runtime import inspect_volume
 
     emit([inspect_volume(ctx.obj.roots, n) for n in names])
@@ -59,7 +79,14 @@ def inspect(ctx: typer.Context, names: list[str] = typer.Argument(...)) -> None:
 @app.command()
 def rm(ctx: typer.Context, names: list[str] = typer.Argument(...),
        force: bool = typer.Option(False, "--force", "-f")) -> None:
-    """Remove volumes (one in use only with --force); prints each name."""
+    """Remove volumes (one in use only with --force); prints each name.
+
+    Examples:
+
+    \b
+        pod volume rm data
+        pod volume rm -f data
+    """
     from podkit_runtime import remove_volume
 
     for name in names:
@@ -69,7 +96,13 @@ def rm(ctx: typer.Context, names: list[str] = typer.Argument(...),
 
 @app.command()
 def prune(ctx: typer.Context, force: bool = typer.Option(False, "--force", "-f")) -> None:
-    """Remove every volume no container uses; prints each name."""
+    """Remove every volume no container uses; prints each name.
+
+    Examples:
+
+    \b
+        pod volume prune -f
+    """
     from podkit_runtime import prune_volumes
 
     sys.stdout.write("".join(n + "\n" for n in prune_volumes(ctx.obj.roots)))
@@ -77,7 +110,13 @@ def prune(ctx: typer.Context, force: bool = typer.Option(False, "--force", "-f")
 
 @app.command()
 def exists(ctx: typer.Context, name: str = typer.Argument(...)) -> int:
-    """Exit 0 if the volume exists, 1 if not."""
+    """Exit 0 if the volume exists, 1 if not.
+
+    Examples:
+
+    \b
+        pod volume exists data && echo there
+    """
     from podkit_runtime import volume_exists
 
     return 0 if volume_exists(ctx.obj.roots, name) else 1

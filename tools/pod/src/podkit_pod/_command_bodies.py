@@ -1,0 +1,41 @@
+"""Bodies of hot `pod` commands, typer-free: each typer command (its declaration stays
+in its cli_* module) and the fast argv path (fast_path) call the same function with the
+same parameters, the command's keyword arguments by name."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+
+def ps_body(obj: Any, p: dict[str, Any]) -> None:
+    """List containers as `pod ps` does; ``p`` are cli_ps.ps_command's parameters."""
+    from podkit_pod._ps import PsOptions, ps_rows
+    from podkit_pod._ps_format import needs_mounts, render
+
+    rows = ps_rows(obj.roots, PsOptions(all=p["all_"], filters=tuple(p["filter_"] or ()),
+                                        last=p["last"], latest=p["latest"], sort=p["sort"],
+                                        mounts=needs_mounts(p["fmt"]),
+                                        size=bool(p.get("size"))))
+    sys.stdout.write(render(rows, p["fmt"], quiet_=p["quiet"] or obj.quiet,
+                            no_trunc=p["no_trunc"], pod=p["pod"], noheading=p["noheading"],
+                            size=bool(p.get("size"))))
+
+
+def start_body(obj: Any, p: dict[str, Any]) -> None:
+    """Start containers (created ones, and exited ones again), printing each reference
+    (`pod start`)."""
+    from podkit_pod._container_admin import start  # CLIC's: exited ones run again
+
+    for ref in p["containers"]:
+        start(obj.roots, ref)
+        sys.stdout.write(ref + "\n")
+
+
+def cleanup_body(obj: Any, p: dict[str, Any]) -> None:
+    """conmon's exit command for pod's containers (`pod cleanup [--rm] ID`): record the
+    exit, release the container (or remove it with --rm); prints the document."""
+    from podkit_common.jsonio import write_document
+    from podkit_pod._containers import cleanup
+
+    write_document(cleanup(obj.roots, p["container"], remove_after=p["rm"]))
