@@ -79,7 +79,9 @@ def test_listings_match_podman(podman, podkit_env, stores) -> None:  # type: ign
 def test_json_fields_match_podman(podman, podkit_env, stores) -> None:  # type: ignore[no-untyped-def]
     want, got = _both(podman, podkit_env, "images", "--format", "json")
     assert got.stdout.startswith("[\n    {\n        \"Id\": ")  # podman's 4-space indent
-    mine, theirs = json.loads(got.stdout), json.loads(want.stdout)
+    # one creation time for all test images: podman's order among them is not stable
+    mine = sorted(json.loads(got.stdout), key=lambda d: d["Id"])
+    theirs = sorted(json.loads(want.stdout), key=lambda d: d["Id"])
     assert [list(d) for d in mine] == [list(d) for d in theirs]  # same keys, same order
     assert mine == theirs
     for doc in mine:
