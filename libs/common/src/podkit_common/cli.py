@@ -75,6 +75,36 @@ def make_app(tool: str, version: str, help_text: str,
     return app
 
 
+def composed(body: Callable[..., Any], *declarations: Callable[..., Any],
+             drop: Sequence[str] = (), name: str | None = None,
+             doc: str | None = None) -> Callable[..., Any]:
+    """A typer callback: ``body(**values)`` under the parameters of ``declarations``
+    spliced in order (functions whose signature is all they are for), less ``drop``.
+    One declaration of a set of options can so serve several commands and tools
+    (pod-runtime bundle, pod run, pod create) with no copied option lists."""
+    import functools
+    import inspect
+    import typing
+
+    params: list[inspect.Parameter] = []
+    hints: dict[str, Any] = {}
+    for declaration in declarations:
+        hints.update(typing.get_type_hints(declaration))
+        params += [p for p in inspect.signature(declaration, eval_str=True).parameters.values()
+                   if p.name not in drop and p.name not in {q.name for q in params}]
+
+    @functools.wraps(body)
+    def command(*args: Any, **values: Any) -> Any:
+        return body(*args, **values)
+
+    del command.__wrapped__  # typer must see the composed signature, not body's
+    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: hints[p.name] for p in params if p.name in hints}
+    command.__name__ = command.__qualname__ = name or body.__name__.lstrip("_")
+    command.__doc__ = doc if doc is not None else body.__doc__
+    return command
+
+
 def read_input(path: str | None = "-") -> dict[str, Any]:
     """Read the input document (stdin by default)."""
     return read_document(path)

@@ -14,6 +14,9 @@ from typing import Any
 
 import typer
 
+from podkit_common.cli import composed
+from podkit_runtime.cli_pod import create_options
+
 app = typer.Typer(name="pod", help="Manage pods (an infra container holding the namespaces "
                   "its members join).\n\nExample: pod pod create --name web && pod run -d "
                   "--pod web IMAGE", no_args_is_help=True, add_completion=False,
@@ -28,6 +31,10 @@ PS_HEADERS = {"ID": "POD ID", "Id": "POD ID", "Name": "NAME", "Status": "STATUS"
               "Containers": "CONTAINERS"}
 
 
+def _ctx_only(ctx: typer.Context) -> None:
+    raise NotImplementedError  # only the signature is used
+
+
 def _roots(ctx: typer.Context):
     return ctx.find_root().obj.roots
 
@@ -36,31 +43,7 @@ def _ids(ids: list[str]) -> None:
     sys.stdout.write("".join(i + "\n" for i in ids))
 
 
-@app.command()
-def create(ctx: typer.Context,
-           name: str | None = typer.Option(None, "--name", "-n"),
-           share: str | None = typer.Option(None, "--share",
-                                            help="namespaces to share: ipc,net,uts (default), "
-                                                 "+ns adds one, none"),
-           hostname: str | None = typer.Option(None, "--hostname"),
-           label: list[str] | None = typer.Option(None, "--label", "-l"),
-           infra: str = typer.Option("true", "--infra", help="true|false: an infra "
-                                     "container holds the shared namespaces"),
-           infra_image: str | None = typer.Option(None, "--infra-image"),
-           infra_command: str | None = typer.Option(None, "--infra-command"),
-           infra_name: str | None = typer.Option(None, "--infra-name"),
-           cgroup_parent: str | None = typer.Option(None, "--cgroup-parent"),
-           cpus: str | None = typer.Option(None, "--cpus"),
-           memory: str | None = typer.Option(None, "--memory", "-m"),
-           exit_policy: str = typer.Option("continue", "--exit-policy",
-                                           help="continue | stop (when the last member "
-                                                "exits)"),
-           network: str | None = typer.Option(None, "--network", "--net"),
-           publish: list[str] | None = typer.Option(None, "--publish", "-p"),
-           add_host: list[str] | None = typer.Option(None, "--add-host"),
-           dns: list[str] | None = typer.Option(None, "--dns"),
-           dns_search: list[str] | None = typer.Option(None, "--dns-search"),
-           dns_option: list[str] | None = typer.Option(None, "--dns-option")) -> None:
+def _create(ctx: typer.Context, **values: Any) -> None:
     """Create a pod (its infra container created, not started); prints the pod id.
 
     Example: pod pod create --name web -p 127.0.0.1:8080:80 && pod run -d --pod web IMAGE
@@ -68,8 +51,11 @@ def create(ctx: typer.Context,
     from podkit_pod._pods import create as create_pod
     from podkit_runtime.cli_pod import pod_options
 
-    out = create_pod(_roots(ctx), pod_options(locals()))
+    out = create_pod(_roots(ctx), pod_options(values))
     _ids([out["pod"]["id"]])
+
+
+app.command("create")(composed(_create, _ctx_only, create_options))
 
 
 def _each(ctx: typer.Context, pods: list[str], fn: Any) -> None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
-from podkit_common.cli import emit, make_app, read_input, run_app
+from podkit_common.cli import composed, emit, make_app, read_input, run_app
 from podkit_runtime import __version__
 from podkit_runtime import cli_health as _H
 from podkit_runtime import cli_inspecting as _I
+from podkit_runtime.cli_bundle_options import DECLARATION as BUNDLE_OPTIONS
 
 TOOL = "pod-runtime"
 app = make_app(TOOL, __version__, "Generate OCI bundles and run them with runc.",
@@ -20,66 +23,30 @@ def _schemas():
     return SchemaSet(["podkit_runtime"])
 
 
-@app.command(context_settings={"allow_interspersed_args": False})
-def bundle(ctx: typer.Context,
-           command: list[str] | None = typer.Argument(None, help="command and arguments"),
-           env: list[str] | None = typer.Option(None, "--env", "-e", help="KEY=VALUE"),
-           workdir: str | None = typer.Option(None, "--workdir", "-w"),
-           user: str | None = typer.Option(None, "--user", "-u", help="name|uid[:gid]"),
-           entrypoint: str | None = typer.Option(None, "--entrypoint"),
-           hostname: str | None = typer.Option(None, "--hostname"),
-           tty: bool = typer.Option(False, "--tty", "-t"),
-           env_file: list[str] | None = typer.Option(None, "--env-file", metavar="FILE"),
-           group_add: list[str] | None = typer.Option(None, "--group-add"),
-           init: bool = typer.Option(False, "--init", help="catatonit as pid 1"),
-           init_path: str | None = typer.Option(None, "--init-path", metavar="PATH"),
-           shm_size: str | None = typer.Option(None, "--shm-size"),
-           volume: list[str] | None = typer.Option(None, "--volume", "-v",
-                                                   help="SRC:DST[:OPTS] or NAME:DST"),
-           mount: list[str] | None = typer.Option(None, "--mount", help="type=...,..."),
-           tmpfs: list[str] | None = typer.Option(None, "--tmpfs", help="DST[:OPTS]"),
-           image_volume: str = typer.Option("bind", "--image-volume",
-                                            help="bind|tmpfs|ignore"),
-           read_only: bool = typer.Option(False, "--read-only"),
-           read_only_tmpfs: str = typer.Option("true", "--read-only-tmpfs"),
-           pid: str | None = typer.Option(None, "--pid", help="host|private|container:ID|ns:PATH"),
-           ipc: str | None = typer.Option(None, "--ipc"),
-           uts: str | None = typer.Option(None, "--uts"),
-           cgroupns: str | None = typer.Option(None, "--cgroupns"),
-           cap_add: list[str] | None = typer.Option(None, "--cap-add"),
-           cap_drop: list[str] | None = typer.Option(None, "--cap-drop"),
-           privileged: bool = typer.Option(False, "--privileged"),
-           security_opt: list[str] | None = typer.Option(None, "--security-opt"),
-           memory: str | None = typer.Option(None, "--memory", "-m"),
-           memory_swap: str | None = typer.Option(None, "--memory-swap"),
-           memory_reservation: str | None = typer.Option(None, "--memory-reservation"),
-           cpus: str | None = typer.Option(None, "--cpus"),
-           cpu_shares: str | None = typer.Option(None, "--cpu-shares", "-c"),
-           cpu_period: str | None = typer.Option(None, "--cpu-period"),
-           cpu_quota: str | None = typer.Option(None, "--cpu-quota"),
-           cpuset_cpus: str | None = typer.Option(None, "--cpuset-cpus"),
-           cpuset_mems: str | None = typer.Option(None, "--cpuset-mems"),
-           pids_limit: str | None = typer.Option(None, "--pids-limit"),
-           blkio_weight: str | None = typer.Option(None, "--blkio-weight"),
-           oom_score_adj: str | None = typer.Option(None, "--oom-score-adj"),
-           ulimit: list[str] | None = typer.Option(None, "--ulimit", help="NAME=SOFT[:HARD]"),
-           sysctl: list[str] | None = typer.Option(None, "--sysctl"),
-           device: list[str] | None = typer.Option(None, "--device",
-                                                   help="HOST[:CTR[:PERMS]]"),
-           cgroup_parent: str | None = typer.Option(None, "--cgroup-parent"),
-           hooks_dir: list[str] | None = typer.Option(None, "--hooks-dir"),
-           label: list[str] | None = typer.Option(None, "--label", "-l"),
-           annotation: list[str] | None = typer.Option(None, "--annotation"),
-           pod: str | None = typer.Option(None, "--pod", help="join this pod (cli_pod.py)"),
-           input_path: str = typer.Option("-", "--input", metavar="FILE")) -> None:
+def _bundle_head(ctx: typer.Context,
+                 command: list[str] | None = typer.Argument(None,
+                                                            help="command and arguments")
+                 ) -> None:
+    raise NotImplementedError  # only the signature is used
+
+
+def _bundle_tail(input_path: str = typer.Option("-", "--input", metavar="FILE")) -> None:
+    raise NotImplementedError  # only the signature is used
+
+
+def _bundle(ctx: typer.Context, **values: Any) -> None:
     """Write the OCI bundle (config.json) for the container in the input document."""
     from podkit_runtime import write_bundle
     from podkit_runtime._cli_values import bundle_options
 
-    opts = bundle_options(locals())
-    doc = read_input(input_path)
+    opts = bundle_options(values)
+    doc = read_input(values["input_path"])
     _schemas().validate(doc, "urn:podkit:runtime:bundle-input")
     emit(write_bundle(doc, ctx.obj.roots, opts))
+
+
+app.command("bundle", context_settings={"allow_interspersed_args": False})(
+    composed(_bundle, _bundle_head, BUNDLE_OPTIONS, _bundle_tail))
 
 
 @app.command()

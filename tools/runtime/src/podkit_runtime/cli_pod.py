@@ -19,13 +19,19 @@ starts the infra if it must and joins its namespaces.
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
-from podkit_common.cli import emit, emit_lines, read_input
+from podkit_common.cli import composed, emit, emit_lines, read_input
 
 app = typer.Typer(name="pod", help="Manage pods: an infra container holding namespaces that "
                   "member containers join.", no_args_is_help=True, add_completion=False,
                   rich_markup_mode=None)
+
+
+def _ctx_only(ctx: typer.Context) -> None:
+    raise NotImplementedError  # only the signature is used
 
 
 def _roots(ctx: typer.Context):
@@ -66,33 +72,43 @@ def pod_options(values: dict) -> object:
         dns_option=tuple(values.get("dns_option") or ()))
 
 
-@app.command()
-def create(ctx: typer.Context,
-           name: str | None = typer.Option(None, "--name", "-n"),
-           share: str | None = typer.Option(None, "--share", help="ipc,net,uts (default); "
-                                            "+ns adds; none"),
-           hostname: str | None = typer.Option(None, "--hostname"),
-           label: list[str] | None = typer.Option(None, "--label", "-l"),
-           infra: str = typer.Option("true", "--infra", help="true|false: an infra "
-                                     "container holds the shared namespaces"),
-           infra_image: str | None = typer.Option(None, "--infra-image"),
-           infra_command: str | None = typer.Option(None, "--infra-command"),
-           infra_name: str | None = typer.Option(None, "--infra-name"),
-           cgroup_parent: str | None = typer.Option(None, "--cgroup-parent"),
-           cpus: str | None = typer.Option(None, "--cpus"),
-           memory: str | None = typer.Option(None, "--memory", "-m"),
-           exit_policy: str = typer.Option("continue", "--exit-policy"),
-           network: str | None = typer.Option(None, "--network", "--net"),
-           publish: list[str] | None = typer.Option(None, "--publish", "-p"),
-           add_host: list[str] | None = typer.Option(None, "--add-host"),
-           dns: list[str] | None = typer.Option(None, "--dns"),
-           dns_search: list[str] | None = typer.Option(None, "--dns-search"),
-           dns_option: list[str] | None = typer.Option(None, "--dns-option")) -> None:
+def create_options(
+        name: str | None = typer.Option(None, "--name", "-n"),
+        share: str | None = typer.Option(None, "--share", help="ipc,net,uts (default); "
+                                         "+ns adds; none"),
+        hostname: str | None = typer.Option(None, "--hostname"),
+        label: list[str] | None = typer.Option(None, "--label", "-l"),
+        infra: str = typer.Option("true", "--infra", help="true|false: an infra "
+                                  "container holds the shared namespaces"),
+        infra_image: str | None = typer.Option(None, "--infra-image"),
+        infra_command: str | None = typer.Option(None, "--infra-command"),
+        infra_name: str | None = typer.Option(None, "--infra-name"),
+        cgroup_parent: str | None = typer.Option(None, "--cgroup-parent"),
+        cpus: str | None = typer.Option(None, "--cpus"),
+        memory: str | None = typer.Option(None, "--memory", "-m"),
+        exit_policy: str = typer.Option("continue", "--exit-policy",
+                                        help="continue | stop (when the last member exits)"),
+        network: str | None = typer.Option(None, "--network", "--net"),
+        publish: list[str] | None = typer.Option(None, "--publish", "-p"),
+        add_host: list[str] | None = typer.Option(None, "--add-host"),
+        dns: list[str] | None = typer.Option(None, "--dns"),
+        dns_search: list[str] | None = typer.Option(None, "--dns-search"),
+        dns_option: list[str] | None = typer.Option(None, "--dns-option"),
+) -> None:
+    """`pod-runtime pod create`'s options, declared once: `pod pod create` (podkit_pod.
+    cli_pod) takes the very same ones. Only the signature is used."""
+    raise NotImplementedError
+
+
+def _create(ctx: typer.Context, **values: Any) -> None:
     """Make a pod record and its cgroup. The network flags are kept for the infra's
     pod-netsetup attach."""
     from podkit_runtime._pods import create_pod
 
-    emit(create_pod(_roots(ctx), pod_options(locals())))
+    emit(create_pod(_roots(ctx), pod_options(values)))
+
+
+app.command("create")(composed(_create, _ctx_only, create_options))
 
 
 @app.command("bundle-infra")
