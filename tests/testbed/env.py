@@ -127,11 +127,41 @@ def delete_netns(names_file: Path) -> list[str]:
     return errors
 
 
+def remove_container_cgroups(runroot: Path, cgroup_root: Path = Path("/sys/fs/cgroup")
+                             ) -> list[str]:
+    """rmdir the (empty) cgroups of the bundles under runroot in every hierarchy, then
+    their parent's shared ``conmon`` cgroup and a pod's cgroup (a parent below the top
+    level) when empty: a test whose containers were killed rather than removed would
+    leave them until reboot. A cgroup still in use is left (EBUSY)."""
+    import json
+
+    paths: set[str] = set()
+    for config in (runroot / "bundles").glob("*/config.json"):
+        with contextlib.suppress(OSError, ValueError):
+            path = (json.loads(config.read_text()).get("linux") or {}).get("cgroupsPath")
+            if isinstance(path, str) and path.startswith("/") and ":" not in path:
+                paths.add(path.strip("/"))
+    hierarchies: list[Path] = []
+    with contextlib.suppress(OSError):
+        hierarchies = [h for h in cgroup_root.iterdir() if h.is_dir()]
+    for path in sorted(paths):
+        parent = os.path.dirname(path)
+        candidates = [path, os.path.join(parent, "conmon")]
+        if "/" in parent:  # /podkit/<pod id>: a pod's cgroup, not a shared top level
+            candidates.append(parent)
+        for hierarchy in hierarchies:
+            for candidate in candidates:
+                with contextlib.suppress(OSError):
+                    os.rmdir(hierarchy / candidate)
+    return []
+
+
 def cleanup(base: Path, runroot: Path) -> list[str]:
     """Undo what podkit may have left under base/runroot; returns problems, never raises."""
     steps = [
         lambda: delete_runc_containers(runroot / "runc"),
         lambda: kill_pidfile_processes(runroot),
+        lambda: remove_container_cgroups(runroot),
         lambda: unmount_all_under(base),
         lambda: delete_netns(runroot / "netns-names"),
     ]
