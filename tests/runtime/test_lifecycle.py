@@ -443,9 +443,13 @@ def test_a_runroot_wiped_by_a_reboot_leaves_exited_containers(images, podkit_env
         os.kill(pid, signal.SIGKILL)
         eventually(lambda pid=pid: not is_alive(pid), f"pid {pid} dies")
     runroot = Path(podkit_env["PODKIT_RUNROOT"])
+    config = jsonio.loads((runroot / "bundles" / info["Id"] / "config.json").read_bytes())
     assert unmount_all_under(runroot / "bundles") == []  # a bundle's shm, say
     for sub in ("runtime", "runc", "bundles"):
         shutil.rmtree(runroot / sub)
+    for hierarchy in Path("/sys/fs/cgroup").iterdir():  # a reboot empties these too
+        with contextlib.suppress(OSError):
+            os.rmdir(hierarchy / config["linux"]["cgroupsPath"].strip("/"))
     [line] = ps_lines(podkit_env, "-a")
     assert line["State"] == "exited" and line["ExitCode"] == -1  # podman's "unknown"
     assert loads(run_cli("pod-runtime wait rebooted", podkit_env))["state"]["exit_code"] == -1
