@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import re
-import secrets
 
 from podkit_common import errors
 
@@ -28,5 +28,11 @@ def check_name(name: str) -> str:
     return name
 
 
+def _pick(words: tuple[str, ...]) -> str:
+    # os.urandom, as secrets does, without importing secrets (hmac, hashlib, random:
+    # ~6 ms of every `pod run` that names no container)
+    return words[int.from_bytes(os.urandom(4), "big") % len(words)]
+
+
 def generated_name() -> str:
-    return f"{secrets.choice(_ADJECTIVES)}_{secrets.choice(_NOUNS)}"
+    return f"{_pick(_ADJECTIVES)}_{_pick(_NOUNS)}"
