@@ -27,8 +27,7 @@ from podkit_common import errors
 from podkit_common.humanize import go_time, human_size, parse_time, time_ago
 from podkit_common.jsonio import loads
 from podkit_common.roots import Roots
-
-NONE = "<none>"
+from podkit_storage._image_report import NONE, split_name  # podman's REPOSITORY/TAG
 
 #: podman's default `images` tables (a space after "table" only: podman turns spaces
 #: into column breaks).
@@ -50,16 +49,6 @@ HISTORY_HEADERS = {"ID": "ID", "Created": "CREATED", "CreatedBy": "CREATED BY",
 
 FILTER_KEYS = ("reference", "dangling", "label", "before", "since", "id", "containers",
                "intermediate", "readonly", "until")
-
-
-def split_name(name: str) -> tuple[str, str]:
-    """``host:5000/a/b:1`` -> (``host:5000/a/b``, ``1``); a digest name has tag <none>."""
-    repo = name.split("@", 1)[0]
-    last = repo.rsplit("/", 1)[-1]
-    if ":" in last:
-        repo, _, tag = repo.rpartition(":")
-        return repo, tag
-    return repo, NONE
 
 
 def storage_layer_ids(record: dict[str, Any]) -> list[str]:
