@@ -55,13 +55,9 @@ class NetworkSpec:
 
 
 def parse_options(items: list[str] | tuple[str, ...]) -> dict[str, str]:
-    out = {}
-    for item in items:
-        key, eq, value = item.partition("=")
-        if not eq or not key:
-            raise errors.UsageError(f"--opt {item!r}: expected KEY=VALUE")
-        out[key] = value
-    return out
+    from podkit_common.keyvalues import key_values
+
+    return key_values(items, "--opt", need_value=True)
 
 
 def validate_name(name: str) -> None:

@@ -9,8 +9,9 @@ import sys
 
 import typer
 
-from podkit_common.cli import emit, emit_lines, make_app, read_input, run_app
+from podkit_common.cli import composed, emit, emit_lines, make_app, read_input, run_app
 from podkit_netsetup import __version__
+from podkit_netsetup.cli_network_options import DECLARATION as NETWORK_OPTIONS
 
 TOOL = "pod-netsetup"
 app = make_app(TOOL, __version__, "Wire container networks through CNI plugins.",
@@ -116,26 +117,25 @@ def cleanup(ctx: typer.Context, config_dir: str | None = _config_dir_option()) -
     emit(run_cleanup(_roots(ctx), config_dir))
 
 
-@network_app.command("create")
-def network_create(ctx: typer.Context, name: str = typer.Argument(...),
-                   subnet: str | None = typer.Option(None, "--subnet", metavar="CIDR"),
-                   gateway: str | None = typer.Option(None, "--gateway", metavar="IP"),
-                   ip_range: str | None = typer.Option(None, "--ip-range", metavar="CIDR"),
-                   internal: bool = typer.Option(False, "--internal",
-                                                 help="no default route, no masquerading"),
-                   disable_dns: bool = typer.Option(False, "--disable-dns"),
-                   driver: str = typer.Option("bridge", "--driver", "-d",
-                                              help="bridge | macvlan | ipvlan"),
-                   opt: list[str] = typer.Option([], "--opt", "-o", help="KEY=VALUE"),
-                   config_dir: str | None = _config_dir_option()) -> None:
-    """Create a network (ensure-style: the same config again is changed:false)."""
-    from podkit_netsetup._networks import NetworkSpec, parse_options
+def _network_create_head(ctx: typer.Context) -> None:
+    raise NotImplementedError  # only the signature is used
 
-    spec = NetworkSpec(name=name, subnet=subnet, gateway=gateway, ip_range=ip_range,
-                       internal=internal, disable_dns=disable_dns, driver=driver,
-                       options=parse_options(opt))
-    report, changed = _store(ctx, config_dir).create(spec)
+
+def _network_create_tail(config_dir: str | None = _config_dir_option()) -> None:
+    raise NotImplementedError  # only the signature is used
+
+
+def _network_create(ctx: typer.Context, config_dir: str | None, **values: object) -> None:
+    """Create a network (ensure-style: the same config again is changed:false)."""
+    from podkit_netsetup.cli_network_options import spec
+
+    report, changed = _store(ctx, config_dir).create(spec(values))
     emit({"changed": changed, "network": report})
+
+
+network_app.command("create")(composed(_network_create, _network_create_head,
+                                       NETWORK_OPTIONS, _network_create_tail,
+                                       name="network_create"))
 
 
 @network_app.command("ls")

@@ -18,6 +18,9 @@ from typing import Any
 
 import typer
 
+from podkit_common.cli import composed
+from podkit_netsetup.cli_network_options import DECLARATION as NETWORK_OPTIONS
+
 HELP = """Manage networks like podman network.
 
 \b
@@ -35,21 +38,19 @@ def _store(ctx: typer.Context) -> Any:
     return store(ctx.obj.roots)
 
 
-@app.command("create")
-def create(ctx: typer.Context, name: str = typer.Argument(..., metavar="NAME"),
-           subnet: str | None = typer.Option(None, "--subnet", metavar="CIDR"),
-           gateway: str | None = typer.Option(None, "--gateway", metavar="IP"),
-           ip_range: str | None = typer.Option(None, "--ip-range", metavar="CIDR"),
-           internal: bool = typer.Option(False, "--internal",
-                                         help="no default route, no masquerading"),
-           disable_dns: bool = typer.Option(False, "--disable-dns"),
-           driver: str = typer.Option("bridge", "--driver", "-d",
-                                      help="bridge | macvlan | ipvlan"),
-           opt: list[str] | None = typer.Option(None, "--opt", "-o", metavar="KEY=VALUE"),
-           label: list[str] | None = typer.Option(None, "--label", metavar="KEY=VALUE"),
-           ignore: bool = typer.Option(False, "--ignore",
-                                       help="no error when the network exists"),
-           ipv6: bool = typer.Option(False, "--ipv6")) -> None:
+def _create_head(ctx: typer.Context) -> None:
+    raise NotImplementedError  # only the signature is used
+
+
+def _create_tail(
+        label: list[str] | None = typer.Option(None, "--label", metavar="KEY=VALUE"),
+        ignore: bool = typer.Option(False, "--ignore", help="no error when the network exists"),
+        ipv6: bool = typer.Option(False, "--ipv6")) -> None:
+    raise NotImplementedError  # only the signature is used
+
+
+def _create(ctx: typer.Context, label: list[str] | None, ignore: bool, ipv6: bool,
+            **values: Any) -> None:
     """Create a network; prints its name.
 
     \b
@@ -57,23 +58,15 @@ def create(ctx: typer.Context, name: str = typer.Argument(..., metavar="NAME"),
       pod network create --internal --subnet 10.99.42.0/24 backend
     """
     from podkit_common import errors
-    from podkit_netsetup import NetworkSpec
+    from podkit_common.keyvalues import key_values
+    from podkit_netsetup.cli_network_options import spec
     from podkit_pod._network_report import set_labels
 
     if ipv6:
         raise errors.NotImplementedYet("pod network create --ipv6 is not built yet")
-    options: dict[str, str] = {}
-    for item in opt or []:
-        key, eq, value = item.partition("=")
-        if not eq or not key:
-            raise errors.UsageError(f"--opt {item!r}: expected KEY=VALUE")
-        options[key] = value
-    labels = {}
-    for item in label or []:
-        key, _, value = item.partition("=")
-        if not key:
-            raise errors.UsageError(f"--label {item!r}: expected KEY=VALUE")
-        labels[key] = value
+    network = spec(values)
+    labels = key_values(label, "--label")
+    name = network.name
     store = _store(ctx)
     if store.exists(name):
         if ignore:
@@ -81,12 +74,14 @@ def create(ctx: typer.Context, name: str = typer.Argument(..., metavar="NAME"),
             return
         raise errors.Conflict(f"network name {name} already used: network already exists",
                               hint="use --ignore, or remove it first")
-    store.create(NetworkSpec(name=name, subnet=subnet, gateway=gateway, ip_range=ip_range,
-                             internal=internal, disable_dns=disable_dns, driver=driver,
-                             options=options))
+    store.create(network)
     if labels:
         set_labels(store, name, labels)
     sys.stdout.write(name + "\n")
+
+
+app.command("create")(composed(_create, _create_head, NETWORK_OPTIONS, _create_tail,
+                               name="create"))
 
 
 @app.command("ls")

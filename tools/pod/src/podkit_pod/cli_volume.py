@@ -8,7 +8,6 @@ import sys
 
 import typer
 
-from podkit_common import errors
 from podkit_common.cli import emit
 
 app = typer.Typer(name="volume", help="Manage volumes like podman volume.",
@@ -27,14 +26,10 @@ def create(ctx: typer.Context, name: str | None = typer.Argument(None),
         pod volume create data
         pod volume create --label app=web data
     """
+    from podkit_common.keyvalues import key_values
     from podkit_runtime import create_volume
 
-    labels = {}
-    for item in label or []:
-        key, _, value = item.partition("=")
-        if not key:
-            raise errors.UsageError(f"--label {item!r}: expected KEY=VALUE")
-        labels[key] = value
+    labels = key_values(label, "--label")
     rec, _ = create_volume(ctx.obj.roots, name, labels=labels, ignore=ignore)
     sys.stdout.write(rec["Name"] + "\n")
 

@@ -13,6 +13,7 @@ import contextlib
 from typing import Any
 
 from podkit_common.errors import UsageError
+from podkit_common.keyvalues import key_values
 from podkit_runtime import _hooks, _namespaces, _resources, _security
 from podkit_runtime._hostfacts import HostFacts
 
@@ -175,19 +176,6 @@ _CLI_SCALARS = ("pid", "ipc", "uts", "cgroupns", "memory", "memory_swap",
                 "cpuset_cpus", "cpuset_mems", "pids_limit", "blkio_weight", "oom_score_adj",
                 "cgroup_parent")
 _CLI_LISTS = ("cap_add", "cap_drop", "security_opt", "ulimit", "sysctl", "device")
-
-
-def key_values(items: list[str] | tuple[str, ...] | None, option: str) -> dict[str, str]:
-    """["a=1", "b"] -> {"a": "1", "b": ""} (podman's --label/--annotation)."""
-    from podkit_common.errors import UsageError
-
-    out = {}
-    for item in items or ():
-        key, _, value = item.partition("=")
-        if not key:
-            raise UsageError(f"invalid {option} {item!r}", hint=f"use {option} KEY=VALUE")
-        out[key] = value
-    return out
 
 
 def bool_word(value: str | bool, option: str) -> bool:

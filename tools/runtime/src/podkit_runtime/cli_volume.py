@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import typer
 
-from podkit_common import errors
 from podkit_common.cli import emit, emit_lines
 
 app = typer.Typer(name="volume", help="Manage named volumes (<root>/volumes/NAME/_data).",
@@ -20,13 +19,9 @@ app = typer.Typer(name="volume", help="Manage named volumes (<root>/volumes/NAME
 
 
 def _labels(items: list[str] | None) -> dict[str, str]:
-    out = {}
-    for item in items or []:
-        key, _, value = item.partition("=")
-        if not key:
-            raise errors.UsageError(f"--label {item!r}: expected KEY=VALUE")
-        out[key] = value
-    return out
+    from podkit_common.keyvalues import key_values
+
+    return key_values(items, "--label")
 
 
 @app.command()
