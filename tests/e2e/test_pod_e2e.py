@@ -6,7 +6,6 @@ Then the same as a shell pipeline of the stage executables, with the same result
 
 from __future__ import annotations
 
-import os
 import shlex
 import shutil
 from collections.abc import Iterator
@@ -27,7 +26,7 @@ from tests.netsetup.conftest import (  # noqa: F401  (restore_ip_forward: autous
 )
 from tests.netsetup.test_attach import fetch, leases, make_network
 from tests.testbed.env import mounts_under
-from tests.testbed.procs import cmdline, is_alive
+from tests.testbed.procs import live_mentions
 from tests.testbed.shell import sh
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root, pytest.mark.netns, pytest.mark.runc,
@@ -59,16 +58,6 @@ def env(podkit_env: dict[str, str], tmp_path: Path) -> Iterator[dict[str, str]]:
 def ok(proc) -> str:
     assert proc.returncode == 0, proc.stderr.decode()
     return proc.stdout.decode()
-
-
-def live_mentions(base: Path) -> list[str]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and int(entry) != os.getpid():
-            argv = cmdline(int(entry))
-            if argv and str(base) in " ".join(argv) and is_alive(int(entry)):
-                found.append(" ".join(argv)[:160])
-    return found
 
 
 def leftovers(env: dict[str, str], tmp_path: Path, net: dict, before: set[str],

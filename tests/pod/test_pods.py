@@ -8,7 +8,6 @@ import os
 import shlex
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ import pytest
 from podkit_common import jsonio
 from podkit_common.schemas import SchemaSet
 from tests.testbed.env import mounts_under
-from tests.testbed.procs import cmdline, is_alive
+from tests.testbed.procs import eventually, live_mentions
 from tests.testbed.shell import sh
 
 pytestmark = [pytest.mark.root, pytest.mark.overlay, pytest.mark.runc, pytest.mark.registry]
@@ -78,27 +77,6 @@ def container_pid(env, name: str) -> int:
 
 def ns(pid: int, kind: str) -> str:
     return os.readlink(f"/proc/{pid}/ns/{kind}")
-
-
-def eventually(predicate, what: str, limit: float = 30.0):
-    """Poll until predicate() is truthy (a bound against hangs, not a timing claim)."""
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"never happened: {what}")
-
-
-def live_mentions(base: Path) -> list[str]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and int(entry) != os.getpid():
-            argv = cmdline(int(entry))
-            if argv and str(base) in " ".join(argv) and is_alive(int(entry)):
-                found.append(" ".join(argv)[:160])
-    return found
 
 
 def cgroup_dirs(path: str) -> list[Path]:

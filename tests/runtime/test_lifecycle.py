@@ -19,7 +19,7 @@ from podkit_common import errors, jsonio
 from podkit_common.roots import Roots, resolve_roots
 from podkit_common.schemas import SchemaSet
 from tests.testbed.env import unmount_all_under
-from tests.testbed.procs import cmdline, is_alive
+from tests.testbed.procs import cmdline, eventually, is_alive
 from tests.testbed.shell import sh
 
 pytestmark = [pytest.mark.root, pytest.mark.overlay, pytest.mark.runc, pytest.mark.registry]
@@ -79,17 +79,6 @@ def ps_lines(env: dict[str, str], *flags: str) -> list[dict]:
     for line in lines:
         SCHEMAS.validate(line, "urn:podkit:runtime:ps-line")
     return lines
-
-
-def eventually(predicate, what: str, limit: float = 30.0):
-    """Poll until predicate() is truthy (a bound against hangs, not a timing claim)."""
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"never happened: {what}")
 
 
 def _live_mentions(tmp_path: Path) -> list[str]:

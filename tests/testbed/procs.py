@@ -47,3 +47,25 @@ def stop_pid(pid: int, timeout: float = 10.0, sig: int = signal.SIGTERM) -> bool
             return True
         time.sleep(0.02)
     return False
+
+
+def eventually(predicate, what: str, limit: float = 30.0):
+    """Poll until predicate() is truthy (a bound against hangs, not a timing claim)."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"never happened: {what}")
+
+
+def live_mentions(base: Path) -> list[str]:
+    """Live processes (not zombies, not us) whose command line mentions ``base``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != os.getpid():
+            argv = cmdline(int(entry))
+            if argv and str(base) in " ".join(argv) and is_alive(int(entry)):
+                found.append(" ".join(argv)[:160])
+    return found
