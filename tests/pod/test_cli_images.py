@@ -105,7 +105,9 @@ def test_inspect_history_tree_match_podman(podman, podkit_env, stores) -> None: 
                  ("image", "history", "--no-trunc", "--format", "json", child),
                  ("image", "history", "--format", "{{.ID}}|{{.Size}}|{{.CreatedBy}}", child),
                  ("image", "tree", child),
-                 ("image", "tree", stores[0])]:
+                 ("image", "tree", stores[0]),
+                 ("image", "tree", "--whatrequires", stores[0]),
+                 ("image", "tree", "--whatrequires", child)]:
         want, got = _both(podman, podkit_env, *args)
         assert (got.returncode, got.stdout) == (want.returncode, want.stdout), (args, got.stderr)
 
@@ -214,3 +216,11 @@ def test_generic_inspect_finds_images_containers_and_networks(podkit_env, images
         "sha256:") + "\n"
     assert 'no such object: \\"nope-nothing\\"' in res.stderr
     assert pod(podkit_env, "rm", "insp1").returncode == 0
+
+
+def test_tree_lines_nest_like_gotree() -> None:
+    from podkit_pod._image_list import _tree_lines
+
+    nodes = [("a", [("b", [("c", [])]), ("d", [])]), ("e", [])]
+    assert _tree_lines(nodes, "") == ["├── a", "│   ├── b", "│   │   └── c", "│   └── d",
+                                      "└── e"]

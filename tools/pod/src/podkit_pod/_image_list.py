@@ -366,28 +366,57 @@ def history_rows(entries: list[dict[str, Any]], *, no_trunc: bool = False,
     return rows
 
 
-def tree(roots: Roots, ref: str) -> str:
+def tree(roots: Roots, ref: str, *, whatrequires: bool = False) -> str:
     """`podman image tree IMAGE`: the image, then its layers bottom up, each with the
-    images whose top layer it is."""
+    images whose top layer it is; with ``whatrequires``, the image's top layer and the
+    layers stacked on it by other images (nested where a layer has several children)."""
     from podkit_storage import find_image
 
     store = _Store(roots)
     record = find_image(roots, ref)
-    ids = storage_layer_ids(record)
-    chains = store.chains(record)
     tops: dict[str, list[str]] = {}
+    shown: dict[str, str] = {}  # chain -> the layer id podman prints
+    children: dict[str, list[str]] = {}
     for r in store.records:
         c = store.chains(r)
         if c:
             tops.setdefault(c[-1], []).extend(r.get("names", []))
+        for i, (lid, chain) in enumerate(zip(storage_layer_ids(r), c, strict=True)):
+            shown[chain] = lid
+            if i and chain not in children.setdefault(c[i - 1], []):
+                children[c[i - 1]].append(chain)
+
+    def label(chain: str) -> str:
+        line = f"ID: {shown[chain][:12]} Size: {human_size(store.layer_size(chain), 4, ''):>7}"
+        return line + (f" Top Layer of: [{' '.join(tops[chain])}]" if chain in tops else "")
+
     lines = [f"Image ID: {record['id'][:12]}",
              f"Tags:     [{' '.join(record.get('names', []))}]",
              f"Size:     {human_size(store.size(record), 4, '')}",
              "Image Layers"]
-    for i, (lid, chain) in enumerate(zip(ids, chains, strict=True)):
-        branch = "└── " if i == len(ids) - 1 else "├── "
-        line = f"{branch}ID: {lid[:12]} Size: {human_size(store.layer_size(chain), 4, ''):>7}"
-        if chain in tops:
-            line += f" Top Layer of: [{' '.join(tops[chain])}]"
-        lines.append(line)
+    chains = store.chains(record)
+    if not whatrequires:
+        nodes: list[tuple[str, list]] = [(label(c), []) for c in chains]
+    else:
+        def descend(chain: str, siblings: list) -> None:
+            node: tuple[str, list] = (label(chain), [])
+            siblings.append(node)
+            below = children.get(chain, [])
+            for child in below:  # one child: podman lists it beside its parent
+                descend(child, node[1] if len(below) > 1 else siblings)
+
+        nodes = []
+        if chains:
+            descend(chains[-1], nodes)
+    lines += _tree_lines(nodes, "")
     return "\n".join(lines) + "\n\n"  # podman ends the tree with an empty line
+
+
+def _tree_lines(nodes: list[tuple[str, list]], indent: str) -> list[str]:
+    """gotree's drawing: ├── / └── branches, │ under the open ones."""
+    out = []
+    for i, (text, below) in enumerate(nodes):
+        last = i == len(nodes) - 1
+        out.append(indent + ("└── " if last else "├── ") + text)
+        out += _tree_lines(below, indent + ("    " if last else "│   "))
+    return out

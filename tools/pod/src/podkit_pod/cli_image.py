@@ -313,18 +313,17 @@ def history_command(ctx: typer.Context, image: str = typer.Argument(..., metavar
 
 def tree_command(ctx: typer.Context, image: str = typer.Argument(..., metavar="IMAGE"),
                  whatrequires: bool = typer.Option(False, "--whatrequires")) -> None:
-    """Print the layers of an image as a tree, with the images each layer tops.
+    """Print the layers of an image as a tree, with the images each layer tops
+    (--whatrequires: the layers of the images built on it).
 
     \b
-    Example:
+    Examples:
       pod image tree busybox
+      pod image tree --whatrequires busybox
     """
-    from podkit_common import errors
     from podkit_pod._image_list import tree
 
-    if whatrequires:
-        raise errors.NotImplementedYet("pod image tree --whatrequires is not built yet")
-    sys.stdout.write(tree(ctx.obj.roots, image))
+    sys.stdout.write(tree(ctx.obj.roots, image, whatrequires=whatrequires))
 
 
 def add_image_commands(app: typer.Typer, pull: Callable[..., Any]) -> None:
