@@ -405,3 +405,23 @@ def test_container_run_leaves_the_commands_own_options_alone(podkit_env, images)
                  "echo", "-q", "--root", "x"))
     assert out == "-q --root x\n"
     assert ok(pod(podkit_env, "container", "ls", "-aq")) == ""
+
+
+def test_ps_watch_redraws_until_interrupted(podkit_env) -> None:  # type: ignore[no-untyped-def]
+    import signal
+
+    bad = subprocess.run(["pod", "ps", "--watch", "1", "--latest"], env=podkit_env,
+                         capture_output=True, text=True, timeout=60, check=False)
+    assert bad.returncode == 125 and "watch and latest" in bad.stderr
+    proc = subprocess.Popen(["pod", "ps", "-a", "--watch", "1"], env=podkit_env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        seen = b""
+        while seen.count(b"CONTAINER ID") < 2:  # two screens: it redrew
+            chunk = proc.stdout.read1(4096)  # type: ignore[union-attr]
+            assert chunk, proc.stderr.read()  # type: ignore[union-attr]
+            seen += chunk
+        assert seen.startswith(b"\x1b[2J\x1b[1;1HCONTAINER ID")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == -signal.SIGINT

@@ -9,7 +9,32 @@ from typing import Any
 
 
 def ps_body(obj: Any, p: dict[str, Any]) -> None:
-    """List containers as `pod ps` does; ``p`` are cli_ps.ps_command's parameters."""
+    """List containers as `pod ps` does; ``p`` are cli_ps.ps_command's parameters.
+    With ``watch`` > 0, podman's --watch: clear the screen and list again every so many
+    seconds until SIGINT ends the process (by the signal, as podman's does)."""
+    if p.get("watch", 0) > 0:
+        _watch(obj, p)
+    else:
+        _ps_once(obj, p)
+
+
+def _watch(obj: Any, p: dict[str, Any]) -> None:
+    import signal
+    import time
+
+    from podkit_common import errors
+
+    if p["latest"]:
+        raise errors.UsageError("the watch and latest flags cannot be used together")
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    while True:
+        sys.stdout.write("\x1b[2J\x1b[1;1H")  # goterm's Clear and MoveCursor(1, 1)
+        _ps_once(obj, p)
+        sys.stdout.flush()
+        time.sleep(p["watch"])
+
+
+def _ps_once(obj: Any, p: dict[str, Any]) -> None:
     from podkit_pod._ps import PsOptions, ps_rows
     from podkit_pod._ps_format import needs_mounts, render
 

@@ -24,6 +24,8 @@ def ps_command(
                               "container wrote, and its whole root filesystem)"),
     sort: str = typer.Option("created", "--sort", help="command, created, id, image, "
                              "names, runningfor, status"),
+    watch: int = typer.Option(0, "--watch", "-w", help="redraw every N seconds until "
+                              "interrupted"),
 ) -> None:
     """List containers: the running ones, or all of them with --all (podman ps).
 
@@ -34,6 +36,7 @@ def ps_command(
         pod ps -a --format json | jq '.[].Names'
         pod ps --filter status=exited --format '{{.ID}} {{.Status}}'
         pod ps -aq --filter label=app=web
+        pod ps -a --watch 2
     """
     params = {k: v for k, v in locals().items() if k != "ctx"}
     from podkit_pod._command_bodies import ps_body  # typer-free: also the fast path
