@@ -54,6 +54,9 @@ def test_port_reports_a_published_port_that_really_serves(images, net_env) -> No
         error = jsonio.loads(missing.stderr.splitlines()[-1])["error"]
         assert error["message"] == 'failed to find published port "81/tcp"'
         assert sh("pod port web 80/udp", env=net_env).returncode == 125
+        [info] = jsonio.loads(sh("pod inspect web", env=net_env).stdout)
+        assert info["NetworkSettings"]["Ports"] == {
+            "80/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(host_port)}]}
     finally:
         sh("pod rm -f -t 0 web", env=net_env)
     # a unit check of the range arithmetic podman does

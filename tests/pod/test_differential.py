@@ -129,7 +129,7 @@ STEPS: list[tuple[str, str, Norm]] = [
     ("container-exists", "container exists r1", _rc_only),
     ("container-exists-missing", "container exists nosuch", _rc_only),
     ("rm-missing", "rm nosuch", _rc_only),
-    ("rm", "rm d1 r1", _text),
+    ("rm", "rm d1 r1", _lines_sorted),  # podman reports from a Go map: any order
     ("rm-force", "rm -f s1", _text),
     ("ps-empty", "ps -a -q", _count),
     ("tag", "tag {img} localhost/diff:one", _text),

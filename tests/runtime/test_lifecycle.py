@@ -662,12 +662,23 @@ def test_a_detached_container_on_a_network_releases_it_when_it_exits(images, net
                    "sleep 1000", podkit_env)
     assert proc.returncode == 0, proc.stderr.decode()
     [info] = loads(run_cli("pod inspect netted", podkit_env))
-    netns = info["NetworkSettings"]["SandboxKey"]
+    settings = info["NetworkSettings"]
+    netns = settings["SandboxKey"]
     assert netns and Path(netns).exists()
+    # podman's shape: on the default network alone, the top-level fields are its own
+    mine = settings["Networks"]["podkit"]
+    assert mine["IPAddress"] and mine["IPAddress"] == settings["IPAddress"]
+    assert mine["IPPrefixLen"] == settings["IPPrefixLen"] > 0
+    assert mine["Gateway"] == settings["Gateway"] and mine["MacAddress"]
+    assert mine["NetworkID"] == "podkit" and mine["Aliases"] == [info["Id"][:12]]
     stopped = run_cli("pod stop -t 0 netted", podkit_env)
     assert stopped.returncode == 0, stopped.stderr.decode()
     # conmon's exit command (`pod cleanup`) tears the network down, as podman's does.
     eventually(lambda: not Path(netns).exists(), "the namespace is released")
+    [info] = loads(run_cli("pod inspect netted", podkit_env))
+    assert info["NetworkSettings"]["SandboxKey"] == info["NetworkSettings"]["IPAddress"] == ""
+    assert info["NetworkSettings"]["Networks"] == {
+        "podkit": {"NetworkID": "podkit", "Aliases": [info["Id"][:12]]}}
     assert run_cli("pod rm netted", podkit_env).returncode == 0
     assert leftovers(tmp_path) == []
 

@@ -87,6 +87,7 @@ def table(lines: list[dict[str, Any]]) -> str:
 
 def inspect(roots: Roots, ref: str) -> dict[str, Any]:
     """podman inspect's shape for one container."""
+    from podkit_runtime._inspect_network import network_settings
     from podkit_runtime._lifecycle import sync
 
     cid = _state.resolve(roots, ref)
@@ -140,11 +141,8 @@ def inspect(roots: Roots, ref: str) -> dict[str, Any]:
         "StaticDir": str(paths.record_dir),
         "OCIConfigPath": str(paths.bundle / "config.json"),
         "Mounts": mounts,
-        "NetworkSettings": {
-            "SandboxKey": network.get("netns") or "",
-            "Mode": network.get("mode") or "",
-            "Ports": {},
-        },
+        "NetworkSettings": network_settings(network, running=seen.status in (
+            "running", "paused"), aliases=[cid[:12]]),
         "Config": {
             "Hostname": config.get("hostname", ""),
             "Env": env,
