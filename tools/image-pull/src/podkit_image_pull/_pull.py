@@ -158,7 +158,10 @@ class _Pull:
         changed |= self.store.put_bytes(digest, body)
         if index is not None:
             changed |= self.store.put_bytes(index[1], index[0])
+        from podkit_common.events import record
 
+        record(self.store.root, "image", "pull", id=config_desc.digest.split(":", 1)[1],
+               name=ref.name)
         return {"changed": changed, "image": {
             **ref.as_dict(),
             **self.source.describe(),

@@ -92,6 +92,9 @@ def connect(roots: Roots, network: str, ref: str) -> dict[str, Any]:
     section["networks"] = [*(section.get("networks") or []), summary]
     record["section"] = section
     _write_record(rpath, record)
+    from podkit_common.events import network_event
+
+    network_event(roots, "connect", network, cid, record.get("name"))
     return summary
 
 

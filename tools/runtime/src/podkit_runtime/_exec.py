@@ -142,6 +142,9 @@ def exec_in(roots: Roots, ref: str, opts: ExecOptions,
             raise classify_failure(session / "oci-log", exc.message,
                                    f"runc exec in {record['name']}") from None
         exit_code = None
+        from podkit_runtime._container_events import emit
+
+        emit(roots, record, "exec")
         try:
             if sock is not None:
                 from podkit_runtime._tty import terminal_for
@@ -161,6 +164,7 @@ def exec_in(roots: Roots, ref: str, opts: ExecOptions,
         raise
     if not opts.detach:
         shutil.rmtree(session, ignore_errors=True)
+        emit(roots, record, "exec_died", exit_code)
     return {**record["doc"], "changed": True,
             "exec": {"id": sid, "pid": pid, "exit_code": exit_code}}
 

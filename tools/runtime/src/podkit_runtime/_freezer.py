@@ -29,6 +29,9 @@ def _freeze(roots: Roots, ref: str, *, pause: bool) -> dict[str, Any]:
         _runc(ContainerPaths(roots, cid), command, cid)
         record["paused"] = pause
         _state.save_record(roots, record)
+        from podkit_runtime._container_events import emit
+
+        emit(roots, record, verb)
     return document(*sync(roots, cid), True)
 
 

@@ -122,6 +122,9 @@ def after_exit(roots: Roots, cid: str) -> bool:
             _state.save_record(roots, record)
             return False
         try:
+            from podkit_runtime._container_events import emit
+
+            emit(roots, record, "restart")
             _restart_now(roots, record)
         except errors.PodkitError as exc:
             record = _state.load_record(roots, cid)
@@ -154,7 +157,7 @@ def _restart_now(roots: Roots, record: dict[str, Any]) -> None:
                   paths.pidfile, paths.conmon_pidfile, paths.oci_log):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(stale)
-    paths.run_dir.mkdir(parents=True, exist_ok=True)
+    paths.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     _runc_delete(paths, False)
     exit_command = tuple(record["exit_command"]) if record.get("exit_command") else None
     copts = ConmonOptions(name=record["name"], stdin=bool(record.get("stdin")),
@@ -186,4 +189,8 @@ def _restart_now(roots: Roots, record: dict[str, Any]) -> None:
     })
     reset_health(record)
     _state.save_record(roots, record)
+    from podkit_runtime._container_events import emit
+
+    emit(roots, record, "init")
+    emit(roots, record, "start")
     start_timer(roots, record)

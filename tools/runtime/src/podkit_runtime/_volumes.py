@@ -102,6 +102,9 @@ def create_volume(roots: Roots, name: str | None = None, *,
                "Labels": dict(labels or {}), "Scope": "local", "Options": {},
                "Anonymous": anonymous, "NeedsCopyUp": True, "users": []}
         atomic.write_json(base / RECORD, rec)
+    from podkit_common.events import record as event
+
+    event(roots, "volume", "create", name=name)
     return _public(rec), True
 
 
@@ -135,6 +138,9 @@ def remove_volume(roots: Roots, name: str, *, force: bool = False) -> bool:
         # The record goes first: a crash mid-way leaves a dir that is not a volume.
         os.unlink(base / RECORD)
         shutil.rmtree(base, ignore_errors=True)
+    from podkit_common.events import record as event
+
+    event(roots, "volume", "remove", name=name)
     return True
 
 

@@ -147,6 +147,10 @@ def _save_images(roots: Roots, refs: list[str], output: str | BinaryIO, fmt: str
     else:
         path = os.path.abspath(output)
         size = write_tar_file(path, lambda out, scratch: write(images, out, scratch, progress))
+    from podkit_common.events import record as event
+
+    for i in images:
+        event(roots, "image", "save", id=i.record["id"], name=(i.names or [i.record["id"]])[0])
     return {"changed": True, "archive": {
         "path": path, "format": fmt, "size": size,
         "images": [{"id": i.record["id"], "names": i.names,

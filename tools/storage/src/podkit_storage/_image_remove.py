@@ -196,6 +196,11 @@ def _delete(layout: StoreLayout, image_id: str, freed: _Freed,
     atomic.fsync_dir(layout.images)
     report["deleted"].append(image_id)
     report["untagged"].extend(record.get("names", []))
+    from podkit_common.events import record as event
+
+    for name in record.get("names", []):
+        event(layout.roots, "image", "untag", id=image_id, name=name)
+    event(layout.roots, "image", "remove", id=image_id, name=image_id)
 
 
 def _is_by_name(record: dict[str, Any], ref: str) -> bool:

@@ -62,6 +62,10 @@ def tag_image(roots: Roots, ref: str, names: list[str]) -> dict[str, Any]:
         if added:
             record["names"] = before + added
             _write(layout, record)
+    from podkit_common.events import record as event
+
+    for name in added:
+        event(roots, "image", "tag", id=record["id"], name=name)
     return {"changed": bool(added), "id": record["id"], "names": record.get("names", []),
             "tagged": added, "untagged": []}
 
@@ -92,6 +96,10 @@ def untag_image(roots: Roots, ref: str, names: list[str] | None = None) -> dict[
             history = list(record.get("names_history", []))
             record["names_history"] = [*drop, *[h for h in history if h not in drop]]
             _write(layout, record)
+    from podkit_common.events import record as event
+
+    for name in (n for n in before if n in drop):
+        event(roots, "image", "untag", id=record["id"], name=name)
     return {"changed": remaining != before, "id": record["id"], "names": remaining,
             "tagged": [], "untagged": [n for n in before if n in drop]}
 

@@ -169,6 +169,9 @@ def import_tarball(roots: Roots, source: str | BinaryIO, reference: str | None =
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
         raise
+    from podkit_common.events import record as event
+
+    event(roots, "image", "import", id=out["image"]["id"], name=name or out["image"]["id"])
     return {**out, "changed": True}
 
 
