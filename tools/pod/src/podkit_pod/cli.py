@@ -82,6 +82,14 @@ add_container_admin_commands(app)  # rm, restart, diff, mount, umount: cli_conta
 from podkit_pod.cli_system import add_system_commands  # noqa: E402
 
 add_system_commands(app)  # info, version, system df|prune|reset|check: cli_system.py
+from podkit_pod.cli_events import add_events_command  # noqa: E402
+
+add_events_command(app)  # events: cli_events.py
+from podkit_pod import cli_kube as _kube  # noqa: E402
+
+app.add_typer(_kube.app, name="kube")  # generate, play, down: cli_kube.py
+app.add_typer(_kube.generate_app, name="generate", hidden=True)  # podman's `generate kube`
+app.add_typer(_kube.play_app, name="play", hidden=True)  # podman's `play kube`
 from podkit_pod.cli_container_group import fill_container_group  # noqa: E402
 
 app.add_typer(fill_container_group(app), name="container")  # last: mirrors the above
