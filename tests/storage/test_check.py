@@ -113,12 +113,17 @@ def test_a_damaged_layer_is_reported_and_never_repaired_away(tmp_path, podkit_en
     doc = imported(tmp_path, podkit_env, BASE)
     diff = Path(doc["image"]["layers"][0]["diff_path"])
     (diff / "etc" / "motd").write_bytes(b"tampered\n")
-    code, report = check(podkit_env, "--repair")
+    code, report = check(podkit_env)
     assert code == errors.VerificationFailed.exit_code
     [problem] = report["problems"]
-    assert problem["kind"] == "damaged-layer" and not problem["repairable"]
+    assert problem["kind"] == "damaged-layer" and problem["repairable"]
     assert not problem["repaired"] and not report["clean"]
     assert (diff / "etc" / "motd").read_bytes() == b"tampered\n"
+    # --repair unpacks the layer again from its stored blob (checked against its diff_id)
+    code, report = check(podkit_env, "--repair")
+    assert code == 0 and report["problems"][0]["repaired"], report
+    assert (diff / "etc" / "motd").read_bytes() == b"base\n"
+    assert check(podkit_env)[0] == 0
 
 
 @pytest.mark.root

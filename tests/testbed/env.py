@@ -38,6 +38,12 @@ def make_env(root: Path, runroot: Path, base: dict[str, str] | None = None) -> d
     env["PATH"] = os.pathsep.join([str(venv_bin()), env.get("PATH", os.defpath)])
     # `pod run` defaults to the bridge network (a route outside): tests ask for it explicitly.
     env["PODKIT_NETWORK"] = "none"
+    # One host-wide subnet registry for every test (tests/netsetup/conftest.TEST_NET_STATE):
+    # with the default /run/podkit-net, tests that make networks there and tests using
+    # this one got the same subnets at once (chaos suite), and wrote outside tmp.
+    env.setdefault("PODKIT_NET_STATE_DIR", "/tmp/podkit-net-tests")
+    # runc 1.1.5 here has unfixed CVEs: its one-line warning is tested in tests/security.
+    env.setdefault("PODKIT_RUNTIME_CVE_ACK", "all")
     return env
 
 

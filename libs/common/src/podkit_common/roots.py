@@ -30,3 +30,22 @@ def resolve_roots(root: str | os.PathLike[str] | None = None,
     r = root or env.get("PODKIT_ROOT") or DEFAULT_ROOT
     rr = runroot or env.get("PODKIT_RUNROOT") or DEFAULT_RUNROOT
     return Roots(Path(os.path.abspath(r)), Path(os.path.abspath(rr)))
+
+
+def make_private(roots: Roots) -> None:
+    """Root and runroot hold private state (records, logs, container filesystems):
+    create them 0700 when missing, and take group and other access away from ones we
+    own (podman's graphroot and runroot are 0700 too). Two ``stat`` calls on the hot
+    path; never raises (the command that needs a root says what is wrong with it)."""
+    for path in (roots.root, roots.runroot):
+        try:
+            st = os.stat(path)
+            if st.st_mode & 0o077 and st.st_uid == os.geteuid():
+                os.chmod(path, 0o700)
+        except FileNotFoundError:
+            try:
+                os.makedirs(path, mode=0o700, exist_ok=True)
+            except OSError:
+                continue
+        except OSError:
+            continue

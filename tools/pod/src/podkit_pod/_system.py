@@ -179,6 +179,23 @@ def registries() -> dict[str, Any]:
     return out
 
 
+def _runtime_versions(roots: Roots, runc: str | None, conmon: str | None
+                      ) -> dict[str, dict[str, Any]]:
+    """"package" (podman's dpkg name_version_arch) and the known vulnerabilities of
+    runc and conmon (podkit_runtime._versions, cached in the runroot)."""
+    from podkit_runtime._versions import host_report
+
+    binaries = {k: v for k, v in (("runc", runc), ("conmon", conmon)) if v}
+    out: dict[str, dict[str, Any]] = {}
+    for name, entry in host_report(roots, binaries).items():
+        package = entry.get("package") or ""
+        out[name] = {"package": f"{name}_{package}_{go_arch()}" if package else "",
+                     "vulnerabilities": list(entry.get("vulnerabilities") or [])}
+    for name in ("runc", "conmon"):
+        out.setdefault(name, {"package": "", "vulnerabilities": []})
+    return out
+
+
 def info(roots: Roots) -> dict[str, Any]:
     """podman info's document for this host and these roots."""
     from podkit_storage import list_images
@@ -189,18 +206,20 @@ def info(roots: Roots) -> dict[str, Any]:
     runc = shutil.which("runc")
     conmon = shutil.which("conmon")
     security = _security()
+    checked = _runtime_versions(roots, runc, conmon)
     host = {
         "arch": go_arch(), "cgroupManager": "cgroupfs", "cgroupVersion": cgroup_version(),
         "cgroupControllers": _cgroup_controllers(),
-        "conmon": {"package": "", "path": conmon or "", "version": _version_line(conmon)},
+        "conmon": {"path": conmon or "", "version": _version_line(conmon),
+                   **checked.get("conmon", {})},
         "cpus": os.cpu_count() or 1, "cpuUtilization": _cpu_utilization(),
         "distribution": _os_release(), "eventLogger": "none",
         "hostname": platform.node(), "idMappings": {"gidmap": None, "uidmap": None},
         "kernel": platform.release(), "logDriver": "k8s-file",
         "memFree": mem.get("MemAvailable", mem.get("MemFree", 0)),
         "memTotal": mem.get("MemTotal", 0), "networkBackend": "cni",
-        "ociRuntime": {"name": "runc", "package": "", "path": runc or "",
-                       "version": _version_line(runc, whole=True)},
+        "ociRuntime": {"name": "runc", "path": runc or "",
+                       "version": _version_line(runc, whole=True), **checked.get("runc", {})},
         "os": "linux", "security": security, "serviceIsRemote": False,
         "slirp4netns": {"executable": "", "package": "", "version": ""},
         "swapFree": mem.get("SwapFree", 0), "swapTotal": mem.get("SwapTotal", 0),

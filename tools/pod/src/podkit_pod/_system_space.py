@@ -22,7 +22,7 @@ from podkit_common.roots import Roots
 
 #: What pod-runtime, pod-netsetup and pods keep under the roots, besides pod-storage's own
 #: entries (podkit_storage._reset): `reset` deletes these names and nothing else.
-ROOT_ENTRIES = ("runtime", "volumes", "netsetup", "networks", "overlay", "pods")
+ROOT_ENTRIES = ("runtime", "volumes", "netsetup", "networks", "overlay", "pods", "events")
 RUNROOT_ENTRIES = ("runtime", "netns", "netsetup", "storage", "seccomp-cache",
                    "containers-conf-cache", "pods")
 
@@ -204,8 +204,9 @@ def reset(roots: Roots) -> dict[str, Any]:
 def check(roots: Roots, *, repair: bool = False) -> dict[str, Any]:
     """pod-storage's check, and the runtime's records reconciled with the machine and
     with the store: a runtime record whose storage container is gone is a problem
-    (``repair`` removes the record); network leftovers of gone containers are released
-    with ``repair`` (pod-netsetup cleanup)."""
+    (``repair`` removes the record); network leftovers of gone containers (stale
+    attachments, netns files, network members, IP leases) and lock files of gone
+    containers are problems too, released with ``repair`` (_system_check)."""
     from podkit_pod._ps import all_rows
     from podkit_runtime import remove_runtime
     from podkit_storage._check import check_store, exit_code_of
@@ -231,6 +232,9 @@ def check(roots: Roots, *, repair: bool = False) -> dict[str, Any]:
                 remove_runtime(roots, row["Id"], force=True, timeout=0, remove_volumes=False)
             problem["repaired"] = True
         problems.append(problem)
+    from podkit_pod._system_check import network_leftovers, stale_locks
+
+    network = network_leftovers(roots)
     released: list[dict[str, Any]] = []
     if repair:
         with contextlib.suppress(errors.PodkitError):
@@ -238,6 +242,11 @@ def check(roots: Roots, *, repair: bool = False) -> dict[str, Any]:
 
             doc = net_cleanup(roots=roots)
             released = list(doc.get("released") or [])
+        left = {p["object"] for p in network_leftovers(roots)}
+        for p in network:
+            p["repaired"] = p["object"] not in left
+    problems += network
+    problems += stale_locks(roots, repair=repair)  # last: repairs above free some
     clean = all(p["repaired"] for p in problems)
     out = {**report, "changed": report["changed"] or any(p["repaired"] for p in problems)
            or bool(released), "clean": clean, "problems": problems,

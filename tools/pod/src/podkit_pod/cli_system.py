@@ -240,8 +240,9 @@ def check_command(ctx: typer.Context,
                   repair: bool = typer.Option(False, "--repair", "-r",
                                               help="fix what can be fixed without losing "
                                               "good data")) -> int:
-    """Check the store (every layer against its blob) and the containers' runtime state;
-    prints a JSON report; exit 0 clean, 5 problems left, 6 damaged content.
+    """Check the store (every layer against its blob), the containers' runtime state,
+    network leftovers and lock files of containers that are gone; prints a JSON report
+    (each problem with its kind); exit 0 clean, 5 problems left, 6 damaged content.
 
     Examples:
 

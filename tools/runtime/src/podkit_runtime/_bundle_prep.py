@@ -156,7 +156,7 @@ def start_bundle_dir(bdir: Path) -> Path:
             _shm.unmount_shm(str(bdir.parent / entry / _shm.SHM_DIR))
             shutil.rmtree(bdir.parent / entry, ignore_errors=True)
     work = atomic.temp_path_for(bdir)
-    work.mkdir(mode=0o755)
+    work.mkdir(mode=0o700)  # private: config.json, the attach socket, ctl fifos
     return work
 
 

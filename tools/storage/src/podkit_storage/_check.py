@@ -6,14 +6,17 @@ Problem kinds, and what ``repair`` does about them:
 
     staging            .tmp-* left by a killed writer (pid gone)     removed
     incomplete-layer   layer dir without layer.json                  removed
-    damaged-layer      diff missing or differs from its blob        none (damaged)
+    damaged-layer      diff missing or differs from its blob        unpacked again from the
+                                                                    blob, if stored and no
+                                                                    mounted container uses it
     orphan-layer       complete layer no image uses                  removed with prune_orphans
     damaged-record     image/container record that is not JSON       removed
     image-missing-layer  image record naming a missing layer         record removed
     damaged-blob       manifest/config blob missing or not its digest  none (damaged)
     blob-temp          blobs/tmp file of a killed pull (no lock held)  removed
     incomplete-container  container dir without container.json      unmounted, removed
-    container-broken   record names a missing image layer/upper/work none
+    container-broken   record names a missing image or image layer     none
+    container-rootfs-missing  its upper/work dir is gone (cannot run)   container removed
     orphan-name        name reservation of no container              removed
     missing-name       container whose name is not reserved for it   reserved again
     orphan-mount       mount point of no container under runroot     unmounted, removed
@@ -55,6 +58,7 @@ from podkit_common.roots import Roots
 from podkit_storage._layout import StoreLayout
 
 #: Problem kinds a repair can never fix: content is damaged and must be fetched again.
+#: (A damaged layer whose blob is stored is repaired: see _damaged_layer.)
 DAMAGED = frozenset({"damaged-layer", "damaged-blob", "container-broken"})
 
 
@@ -237,17 +241,83 @@ def _check_layers(layout: StoreLayout, problems: list[Problem], verdicts: dict[s
         complete.add(entry.name)
         diff = path / "diff"
         if diff.is_symlink() or not diff.is_dir():
-            problems.append(Problem("damaged-layer", obj, "diff directory is missing", False))
+            problems.append(_damaged_layer(layout, entry.name, meta,
+                                           "diff directory is missing"))
             continue
         verdict = verdicts.get(entry.name)
         if verdict is None:  # imported between the two phases
             verdict = verify_layer(layout, entry.name, meta,
                                    blob_sources(layout).get(entry.name, []))
-        if verdict.kind is not None:
+        if verdict.kind == "damaged-layer":
+            problems.append(_damaged_layer(layout, entry.name, meta, verdict.detail))
+        elif verdict.kind is not None:
             problems.append(Problem(verdict.kind, obj, verdict.detail, False))
         elif verdict.unverified:
             unverified.append({"object": obj, "reason": verdict.unverified})
     return complete
+
+
+def _damaged_layer(layout: StoreLayout, chain_hex: str, meta: dict[str, Any],
+                   detail: str) -> Problem:
+    """A layer whose diff is gone or changed: repairable by unpacking its blob afresh
+    when the blob is still stored and no mounted container has the layer under it
+    (replacing files under a live overlay is undefined behaviour)."""
+    from podkit_storage._check_content import BlobSource, blob_sources
+
+    obj = f"layers/{chain_hex}"
+    candidates = []
+    if isinstance(meta.get("blob"), str):
+        candidates.append(BlobSource(meta["blob"], str(meta.get("media_type", "")),
+                                     meta.get("diff_id")))
+    candidates += blob_sources(layout).get(chain_hex, [])
+    source = next((s for s in candidates if os.path.isfile(s.path)), None)
+    if source is None:
+        return Problem("damaged-layer", obj, detail + "; its blob is gone too: pull the "
+                       "image again", False)
+    users = _mounted_users(layout, layout.layer_dir(chain_hex) / "diff")
+    if users:
+        return Problem("damaged-layer", obj, detail + "; repair unpacks it again from its "
+                       f"blob once these containers are stopped: {', '.join(users)}", False)
+    return Problem("damaged-layer", obj, detail + "; repair unpacks it again from its blob",
+                   True, _layer_rebuild(layout, chain_hex, meta, source))
+
+
+def _mounted_users(layout: StoreLayout, diff: Path) -> list[str]:
+    from podkit_storage._mount import is_mounted
+
+    users = []
+    for entry in _entries(layout.containers):
+        record = _read_record(Path(entry.path) / "container.json") if entry.is_dir() else None
+        if record and str(diff) in [str(p) for p in record.get("lower") or []]:
+            mp = layout.mountpoint(entry.name)
+            if mp.is_dir() and is_mounted(mp):
+                users.append(str(record.get("name") or entry.name[:12]))
+    return users
+
+
+def _layer_rebuild(layout: StoreLayout, chain_hex: str, meta: dict[str, Any],
+                   source: Any) -> Callable[[], None]:
+    def fix() -> None:
+        from podkit_storage._extract import UnpackOptions, apply_layer
+        from podkit_storage._images import compression_of
+
+        layer = layout.layer_dir(chain_hex)
+        with object_lock(layout.locks, "layer", chain_hex):
+            fresh = atomic.temp_path_for(layer)  # a staging sibling: swept if we die
+            fresh.mkdir()
+            try:
+                with open(source.path, "rb") as src:
+                    apply_layer(src, fresh, compression=compression_of(source.media_type),
+                                expected_diff_id=meta.get("diff_id") or source.diff_id,
+                                options=UnpackOptions(same_owner=os.geteuid() == 0))
+                old = atomic.temp_path_for(layer)
+                if os.path.lexists(layer / "diff"):
+                    os.rename(layer / "diff", old)
+                os.rename(fresh, layer / "diff")
+                _remove(old)()
+            finally:
+                _remove(fresh)()
+    return fix
 
 
 def _locked_layer_removal(layout: StoreLayout, chain_hex: str) -> Callable[[], None]:
@@ -377,9 +447,9 @@ def _check_containers(layout: StoreLayout, problems: list[Problem]) -> None:
         live[entry.name] = str(record.get("name", ""))
         broken = [p for p in record.get("lower", [])
                   if Path(p) != layout.empty_layer and Path(p).parent.name not in chains_ok]
-        broken += [p for p in (record.get("upper"), record.get("work"))
-                   if p and not Path(p).is_dir()]
-        if (broken or record.get("image_id") not in image_ids) and \
+        rootfs_gone = [p for p in (record.get("upper"), record.get("work"))
+                       if p and not Path(p).is_dir()]
+        if (broken or rootfs_gone or record.get("image_id") not in image_ids) and \
                 not _still_there(layout, entry.name):
             continue  # removed while we looked
         if record.get("image_id") not in image_ids:
@@ -387,7 +457,14 @@ def _check_containers(layout: StoreLayout, problems: list[Problem]) -> None:
                                     f"its image {record.get('image_id')} is gone", False))
         elif broken:
             problems.append(Problem("container-broken", obj,
-                                    f"missing: {', '.join(broken)}", False))
+                                    f"missing: {', '.join(broken + rootfs_gone)}", False))
+        elif rootfs_gone:
+            # Its own files are gone: nothing is left to save, and it can never run.
+            problems.append(Problem(
+                "container-rootfs-missing", obj,
+                f"container {record.get('name') or entry.name[:12]} lost its writable "
+                f"layer ({', '.join(rootfs_gone)}): it cannot run again; repair removes it",
+                True, _broken_container_removal(layout, entry.name)))
     _check_names(layout, live, problems)
     _check_mounts(layout, live, problems)
 
@@ -396,6 +473,15 @@ def _still_there(layout: StoreLayout, cid: str) -> bool:
     """The container's record exists and no command is removing it right now."""
     return (layout.container_dir(cid) / "container.json").exists() and \
         not _busy(layout, "container", cid)
+
+
+def _broken_container_removal(layout: StoreLayout, cid: str) -> Callable[[], None]:
+    def fix() -> None:
+        from podkit_storage._containers import remove_container
+
+        with contextlib.suppress(errors.NotFound):
+            remove_container(layout.roots, cid)  # takes the container's lock itself
+    return fix
 
 
 def _container_removal(layout: StoreLayout, cid: str) -> Callable[[], None]:
