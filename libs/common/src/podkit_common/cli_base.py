@@ -18,7 +18,7 @@ from typing import Any
 
 from podkit_common import errors
 from podkit_common.progress import Progress
-from podkit_common.roots import Roots, resolve_roots
+from podkit_common.roots import Roots, make_private, resolve_roots
 
 #: Global options that may also be written after the subcommand; value-taking ones first.
 GLOBAL_WITH_VALUE = ("--root", "--runroot", "--progress")
@@ -43,6 +43,7 @@ class Globals:
     def roots(self) -> Roots:
         if self._roots is None:
             self._roots = resolve_roots(self.root, self.runroot)
+            make_private(self._roots)  # 0700: see podkit_common.roots
         return self._roots
 
     def progress(self) -> Progress:
@@ -163,13 +164,25 @@ def run_guarded(tool: str, call: Callable[[], Any], *,
     except Exception as exc:
         translated = translate(exc) if translate is not None else None
         if translated is None:
-            failure = exc
-            code = fail(tool, exc)
+            failure = _disk_full(exc)
+            code = fail(tool, failure)
         else:
             code, failure = translated
     if failure is not None and error_code is not None:
         code = error_code(failure, code)
     return code
+
+
+def _disk_full(exc: Exception) -> Exception:
+    """A full disk can strike at any write, deep in any library: it is the user's to
+    act on (exit 11), never an internal error."""
+    import errno
+
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        failure = errors.from_os_error(exc, "write")
+        failure.__cause__ = exc  # PODKIT_DEBUG's traceback shows where
+        return failure
+    return exc
 
 
 def binary_output(output: str):  # -> str | BinaryIO

@@ -155,7 +155,7 @@ def load_record(roots: Roots, cid: str) -> dict[str, Any]:
 
 def save_record(roots: Roots, record: dict[str, Any]) -> None:
     paths = ContainerPaths(roots, record["id"])
-    paths.record_dir.mkdir(parents=True, exist_ok=True)
+    paths.record_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     atomic.write_json(paths.record, record)
 
 
@@ -294,7 +294,20 @@ def settle(roots: Roots, cid: str, runc_delete: Any) -> dict[str, Any]:
         record["pid"] = 0
         record["conmon_pid"] = 0
         record["paused"] = False
-        save_record(roots, record)
+        try:
+            save_record(roots, record)
+        except OSError as exc:
+            import errno
+
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            # The disk is full (often with this container's own log): the exit file
+            # still says how it ended, so the next call settles again; meanwhile
+            # `logs` and `rm`, the way out of the full disk, must not fail here.
+            return record
+        from podkit_runtime._container_events import died
+
+        died(roots, record)  # once: the exit is recorded here, under the lock
         with contextlib.suppress(FileNotFoundError):
             os.unlink(paths.exit_file)
         return record

@@ -218,7 +218,13 @@ def register(app: typer.Typer) -> None:
 def _ref(container: str | None, input_path: str) -> str:
     if container:
         return container
-    return str(read_input(input_path)["container"]["id"])
+    container = read_input(input_path).get("container")
+    ref = container.get("id") if isinstance(container, dict) else None
+    if not isinstance(ref, str) or not ref:
+        from podkit_common.errors import InvalidDocument
+
+        raise InvalidDocument("input document has no container.id (a string)")
+    return ref
 
 
 def options(interactive: bool, rm: bool, extras: dict | None = None) -> object:

@@ -19,13 +19,21 @@ from podkit_storage._rootfs import drop_count, make_rootfs, mount_rootfs, unmoun
 
 
 def _reserve_name(layout: StoreLayout, name: str, cid: str) -> bool:
-    layout.names.mkdir(parents=True, exist_ok=True)
     try:
+        layout.names.mkdir(parents=True, exist_ok=True)
         fd = os.open(layout.names / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     except FileExistsError:
         return False
-    with os.fdopen(fd, "w") as fh:
-        fh.write(cid)
+    except OSError as exc:
+        raise errors.from_os_error(exc, f"reserve the container name {name}") from None
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(cid)
+    except OSError as exc:
+        # An empty name file would hold the name forever with no container behind it.
+        with contextlib.suppress(OSError):
+            os.unlink(layout.names / name)
+        raise errors.from_os_error(exc, f"reserve the container name {name}") from None
     return True
 
 
@@ -72,7 +80,7 @@ def _create_container(doc: dict[str, Any], roots: Roots, *, name: str | None,
             _reserve_name(layout, name, cid)
     cdir = layout.container_dir(cid)
     try:
-        cdir.mkdir(parents=True)
+        cdir.mkdir(parents=True, mode=0o700)
         lower = [Path(layer["diff_path"]) for layer in reversed(record.get("layers", []))]
         if not lower:
             layout.empty_layer.mkdir(parents=True, exist_ok=True)
@@ -171,6 +179,8 @@ def _remove_files(layout: StoreLayout, cid: str, name: str | None) -> None:
     if name and _name_owner(layout, name) == cid:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(layout.names / name)
+    with contextlib.suppress(OSError):  # its lock file goes with it (held by our caller)
+        os.unlink(object_lock(layout.locks, "container", cid).path)
 
 
 def list_containers(roots: Roots) -> list[dict[str, Any]]:

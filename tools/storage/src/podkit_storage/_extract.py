@@ -262,6 +262,10 @@ class _Extractor:
             raise UnsafeContent(f"hard link {_show(_join(parent, base))} to the layer root")
         tparent, _, tbase = target.rpartition(b"/")
         tfd = self._root.parent(tparent, create=False)
+        if stat.S_ISDIR(os.stat(tbase, dir_fd=tfd, follow_symlinks=False).st_mode):
+            # link(2) says EPERM, which would read as "run as root": it is the layer's fault
+            raise UnsafeContent(f"hard link {_show(_join(parent, base))} to the directory "
+                                f"{_show(target)}")
         try:
             os.link(tbase, base, src_dir_fd=tfd, dst_dir_fd=pfd, follow_symlinks=False)
         except FileExistsError:

@@ -65,12 +65,13 @@ def _container_ref(ref: str | None) -> str:
     if ref is not None:
         return ref
     doc = read_input("-")
-    try:
-        return doc["container"]["id"]
-    except (KeyError, TypeError):
+    container = doc.get("container")
+    ref = container.get("id") if isinstance(container, dict) else None
+    if not isinstance(ref, str) or not ref:
         from podkit_common.errors import InvalidDocument
 
-        raise InvalidDocument("input document has no container.id") from None
+        raise InvalidDocument("input document has no container.id (a string)")
+    return ref
 
 
 @app.command()
