@@ -232,6 +232,10 @@ class PendingCni:
             self.abort()
             raise
         self._done = True
+        from podkit_common.events import network_event
+
+        for entry in record["networks"]:
+            network_event(store.roots, "connect", entry["name"], cid, record.get("name"))
         return {**self._input, "changed": True, "network": section}
 
     def abort(self) -> list[str]:
@@ -242,6 +246,30 @@ class PendingCni:
             return _teardown(self._record, self._rpath, self._cni)
         except Exception as exc:  # an undo reports, it does not fail
             return [str(exc)]
+
+
+def _lease_result(conflist: dict[str, Any], cid: str) -> dict[str, Any] | None:
+    """A stand-in prevResult from host-local's lease files, for an ADD killed before its
+    result was recorded (chaos suite): without one the firewall plugin's DEL cannot name
+    the address and its FORWARD rules stay for good."""
+    ipam = (conflist["plugins"][0].get("ipam") or {}) if conflist.get("plugins") else {}
+    if ipam.get("type") != "host-local" or not ipam.get("dataDir"):
+        return None
+    ranges = [r for rs in ipam.get("ranges") or [] for r in rs if r.get("subnet")]
+    lease_dir = Path(ipam["dataDir"]) / conflist.get("name", "")
+    ips = []
+    with contextlib.suppress(OSError):
+        for lease in lease_dir.iterdir():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                if lease.read_text().split()[0] != cid:
+                    continue
+                addr = ipaddress.ip_address(lease.name)
+                for r in ranges:
+                    net = ipaddress.ip_network(r["subnet"])
+                    if addr in net:
+                        ips.append({"address": f"{addr}/{net.prefixlen}",
+                                    **({"gateway": r["gateway"]} if r.get("gateway") else {})})
+    return {"cniVersion": conflist.get("cniVersion", "1.0.0"), "ips": ips} if ips else None
 
 
 def _teardown(record: dict[str, Any], rpath: Path, cni: CniRuntime) -> list[str]:
@@ -255,7 +283,7 @@ def _teardown(record: dict[str, Any], rpath: Path, cni: CniRuntime) -> list[str]
     store = NetworkStore(_roots_of(rpath), record.get("config_dir"))
     for entry in reversed(record.get("networks") or []):
         warnings += cni.delete(entry["conflist"], _rt(entry, cid, record["netns"]),
-                               entry.get("result"))
+                               entry.get("result") or _lease_result(entry["conflist"], cid))
         dns = bool((entry["conflist"].get("podkit") or {}).get("dns_enabled", True))
         try:
             remove_member(store, entry["name"], cid, dns)
@@ -283,7 +311,12 @@ def detach_cni(cid: str, roots: Roots, cni: CniRuntime | None) -> tuple[list[str
         record = atomic.read_json(rpath)
     except FileNotFoundError:
         return [], False
-    return _teardown(record, rpath, cni or CniRuntime()), True
+    warnings = _teardown(record, rpath, cni or CniRuntime())
+    from podkit_common.events import network_event
+
+    for entry in reversed(record.get("networks") or []):
+        network_event(roots, "disconnect", entry["name"], cid, record.get("name"))
+    return warnings, True
 
 
 def detach_network_from_record(store: NetworkStore, record_file: str | None, cid: str,
@@ -308,6 +341,9 @@ def detach_network_from_record(store: NetworkStore, record_file: str | None, cid
             _write_record(rpath, record)
     with contextlib.suppress(errors.PodkitError):
         remove_member(store, network, cid)
+    from podkit_common.events import network_event
+
+    network_event(store.roots, "disconnect", network, cid)
 
 
 def check_cni(cid: str, roots: Roots, cni: CniRuntime | None = None) -> list[dict[str, Any]]:

@@ -302,16 +302,18 @@ class NetworkStore:
             _members.force_detach(self, name, cid, member)
         with self.lock(name):
             meta = conflist.get("podkit") or {}
+            if meta.get("driver") == "bridge" and meta.get("network_interface"):
+                from podkit_netsetup._links import delete_link
+
+                # The bridge before the conflist: a remove killed in between must leave
+                # the conflist that names it for the retry (chaos suite).
+                delete_link(meta["network_interface"])
             self.path(name).unlink(missing_ok=True)
             for suffix in (".members.json",):
                 (self.state / f"{name}{suffix}").unlink(missing_ok=True)
             if meta.get("subnet"):
                 _subnets.SubnetRegistry().forget(ipaddress.ip_network(meta["subnet"]),
                                                  self.path(name))
-        if meta.get("driver") == "bridge" and meta.get("network_interface"):
-            from podkit_netsetup._links import delete_link
-
-            delete_link(meta["network_interface"])
         return {"name": name, "removed": True, "containers_detached": sorted(members)}
 
     def prune(self) -> list[str]:

@@ -54,6 +54,9 @@ def remove(roots: Roots, ref: str, *, force: bool = False, remove_volumes: bool 
         remove_runtime(roots, cid, force=force, timeout=timeout, remove_volumes=remove_volumes)
         release_network(doc, roots)
     except errors.NotFound:
+        # No runtime record: a create killed after its network attach (chaos suite)
+        # leaves an attachment record only; DEL it by id, else netns and lease leak.
+        release_network({"container": {"id": cid}, "network": {"mode": "bridge"}}, roots)
         remove_bundle(roots, cid, remove_volumes=remove_volumes)
     with contextlib.suppress(errors.NotFound):
         remove_container(roots, cid)

@@ -40,6 +40,9 @@ def resolv_conf(host_text: str) -> str:
 
 def write_bundle(doc: dict[str, Any], roots: Roots, opts: BundleOptions) -> dict[str, Any]:
     """Write config.json for the container in ``doc``; return the document with ``bundle``."""
+    from podkit_runtime._image_config import check_image_config
+
+    check_image_config(doc)  # an image's config is outside input: typed fields checked
     if opts.pod:  # a pod member: the pod's hostname and cgroup, the infra's files
         from podkit_runtime._pod_members import write_member_bundle
 
@@ -105,8 +108,25 @@ def _write_config(work: Path, bdir: Path, container: dict[str, Any],
                           cgroups_path=f"{CGROUP_PARENT}/podkit-{container['id']}",
                           user_mounts=user_mounts, host=host)
     config = _bundle_prep.place_mounts(container["rootfs"], config)
-    atomic.write_json(work / "config.json", config)
+    atomic.write_json(work / "config.json", config, durable=False)  # runroot: no fsync
     return config, hostname
+
+
+def _abandon_unrecorded(roots: Roots, cid: str) -> None:
+    """A create killed between conmon's start and its record (chaos suite) leaves conmon
+    and runc's created container with no record: nothing else would stop them, and they
+    hold the pod's cgroup. Cheap when there is no such run dir."""
+    import shutil
+
+    from podkit_runtime._state import ContainerPaths
+
+    paths = ContainerPaths(roots, cid)
+    if paths.record.exists() or not paths.run_dir.exists():
+        return
+    from podkit_runtime._lifecycle import _abandon
+
+    _abandon(paths)
+    shutil.rmtree(paths.run_dir, ignore_errors=True)
 
 
 def remove_bundle(roots: Roots, cid: str, *, remove_volumes: bool = False) -> bool:
@@ -115,6 +135,7 @@ def remove_bundle(roots: Roots, cid: str, *, remove_volumes: bool = False) -> bo
     was none."""
     import shutil
 
+    _abandon_unrecorded(roots, cid)
     bdir = RuntimeLayout(roots).bundle(cid)
     if not bdir.exists():
         return False
