@@ -68,6 +68,12 @@ def table(scenarios: list[dict[str, Any]], m: dict[str, Any] | None = None,
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))
     note = TABLE_NOTE
+    for s in scenarios:
+        if s.get("podkit_phases"):  # bench/phases.py
+            from .phases import line
+
+            note += f"\npodkit {s['name']} by phase (ms, one untimed run): " \
+                f"{line(s['podkit_phases'])}"
     if overhead is not None:
         note += (f"\nEvery time includes {overhead * 1000:.1f} ms of harness (fork/exec of GNU "
                  "time, /bin/true median) on both sides.")

@@ -278,10 +278,17 @@ def _measure(scn: Scenario, ctx: Context, plan: Plan,
         say(f"bench: {scn.name} [{tag}] " + ", ".join(line))
     podkit, podman = (results[s.name].summary() for s in ctx.sides)
     pairs = zip(results[ctx.podkit.name].samples, results[ctx.podman.name].samples, strict=True)
-    return {
+    out = {
         "name": scn.name, "title": scn.title, "kind": scn.kind, "image": scn.image,
         "warmup": plan.warmup, "runs": plan.runs,
         "podkit": podkit, "podman": podman,
         "ratio": podkit["median_s"] / podman["median_s"],
         "round_ratios": [round(a.wall_s / b.wall_s, 4) for a, b in pairs],
     }
+    if scn.kind in ("run", "run-bridge"):  # where podkit's time goes (bench/phases.py)
+        from . import phases
+
+        out["podkit_phases"] = phases.measure(scn, ctx, ctx.podkit)
+        say(f"bench: {scn.name} podkit phases (ms, one untimed run): "
+            f"{phases.line(out['podkit_phases'])}")
+    return out

@@ -20,7 +20,9 @@ from podkit_runtime import fast_path as runtime_fast
 from podkit_runtime.cli import app as runtime_app
 from tests.testbed.env import venv_bin
 
-HOT = ["run", "create", "ps", "start", "cleanup"]
+HOT = ["run", "create", "ps", "start", "cleanup",
+       # pods: tests/pod/test_pod_fast_path.py compares their parses with typer's
+       "pod create", "pod start", "pod stop", "pod rm", "pod ps", "pod ls", "pod inspect"]
 #: tool -> (its typer app and module, its FastPath, the commands its spec covers)
 FAST_PATHS = {"pod": (app, "podkit_pod.cli", _main.FAST, HOT),
               "pod-runtime": (runtime_app, "podkit_runtime.cli", runtime_fast.FAST,

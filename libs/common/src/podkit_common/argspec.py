@@ -28,6 +28,12 @@ class UnsupportedCommand(ValueError):
 
 
 def _info(app: typer.Typer, name: str) -> Any:
+    group, _, verb = name.partition(" ")
+    if verb:  # a group's command, "pod create": its sub-app's
+        for sub in app.registered_groups:
+            if sub.name == group and sub.typer_instance is not None:
+                return _info(sub.typer_instance, verb)
+        raise KeyError(f"no group {group!r} in the app")
     for info in app.registered_commands:
         if (info.name or tm.get_command_name(info.callback.__name__)) == name:
             return info

@@ -16,17 +16,15 @@ The infra image is ``localhost/podkit-pause:<podkit version>-<catatonit digest[:
 podman's pattern (a one-layer image holding a static catatonit at /catatonit, entrypoint
 ``["/catatonit", "-P"]``, made locally) under podkit's own name, so that it never passes
 for podman's image; the digest part makes a new image when Debian ships a new
-catatonit, as podman's build time does for a new podman.
+catatonit, as podman's build time does for a new podman. Its name is remembered next
+to the catatonit's identity (path, inode, size, times) in ``<root>/pod/pause-image.json``,
+so later pods look the image up without reading and hashing the binary again.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import io
 import os
-import shutil
-import tarfile
 from typing import Any
 
 from podkit_common import errors
@@ -37,6 +35,8 @@ PAUSE_ENTRYPOINT = 'ENTRYPOINT ["/catatonit", "-P"]'
 
 
 def catatonit_path() -> str:
+    import shutil
+
     path = os.environ.get("PODKIT_CATATONIT") or shutil.which("catatonit") \
         or "/usr/bin/catatonit"
     if not os.access(path, os.X_OK):
@@ -46,6 +46,8 @@ def catatonit_path() -> str:
 
 
 def pause_image_name(binary: bytes) -> str:
+    import hashlib
+
     from podkit_pod import __version__
 
     return f"{PAUSE_REPO}:{__version__}-{hashlib.sha256(binary).hexdigest()[:12]}"
@@ -54,6 +56,9 @@ def pause_image_name(binary: bytes) -> str:
 def pause_tar(binary: bytes) -> bytes:
     """A tar whose only file is /catatonit (root-owned, 0755, a fixed time): the same
     bytes every time, so the layer is the same blob every time (pure)."""
+    import io
+    import tarfile
+
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
         info = tarfile.TarInfo("catatonit")
@@ -67,20 +72,69 @@ def pause_tar(binary: bytes) -> bytes:
 def ensure_pause_image(roots: Roots) -> dict[str, Any]:
     """The infra image, made on first use (one maker at a time: two concurrent pod
     creates make one image)."""
+    import io
+
     from podkit_common.locks import object_lock
     from podkit_storage import find_image, import_tarball
 
-    with open(catatonit_path(), "rb") as fh:
+    path = catatonit_path()
+    known = _known_pause_name(roots, path)
+    if known:
+        with contextlib.suppress(errors.NotFound):
+            return {"changed": False, "image": find_image(roots, known)}
+    with open(path, "rb") as fh:
         binary = fh.read()
     name = pause_image_name(binary)
     with contextlib.suppress(errors.NotFound):
-        return {"changed": False, "image": find_image(roots, name)}
+        image = find_image(roots, name)
+        _remember_pause_name(roots, path, name)
+        return {"changed": False, "image": image}
     with object_lock(roots.root / "locks", "pod", "pause-image", timeout=120.0):
         with contextlib.suppress(errors.NotFound):
             return {"changed": False, "image": find_image(roots, name)}
         import_tarball(roots, io.BytesIO(pause_tar(binary)), name,
                        changes=[PAUSE_ENTRYPOINT])
-        return {"changed": True, "image": find_image(roots, name)}
+        image = find_image(roots, name)
+        _remember_pause_name(roots, path, name)
+        return {"changed": True, "image": image}
+
+
+def _pause_cache(roots: Roots) -> Any:
+    return roots.root / "pod" / "pause-image.json"
+
+
+def _identity(path: str) -> list[Any]:
+    """What tells a catatonit binary apart without reading it, and podkit's version (a
+    new podkit names a new image)."""
+    from podkit_pod import __version__
+
+    st = os.stat(path)
+    return [os.path.realpath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns,
+            st.st_ctime_ns, __version__]
+
+
+def _known_pause_name(roots: Roots, path: str) -> str | None:
+    """The pause image name remembered for this very catatonit, or None."""
+    from podkit_common import atomic
+
+    try:
+        cached = atomic.read_json(_pause_cache(roots))
+        if cached.get("identity") == _identity(path) and \
+                str(cached.get("name", "")).startswith(PAUSE_REPO + ":"):
+            return cached["name"]
+    except (OSError, errors.PodkitError, AttributeError):
+        pass
+    return None
+
+
+def _remember_pause_name(roots: Roots, path: str, name: str) -> None:
+    """A hint for the next pod (losing it costs one hash): never fails the pod create."""
+    from podkit_common import atomic
+
+    with contextlib.suppress(OSError):
+        _pause_cache(roots).parent.mkdir(parents=True, exist_ok=True)
+        atomic.write_json(_pause_cache(roots), {"identity": _identity(path), "name": name},
+                          durable=False)
 
 
 def infra_network_options(pod: dict[str, Any]) -> Any:
@@ -165,16 +219,20 @@ def remove(roots: Roots, ref: str, *, force: bool = False, timeout: int | None =
     from podkit_runtime._pods import remove_pod
     from podkit_storage import remove_container
 
-    out = remove_pod(roots, ref, force=force, timeout=timeout)
-    docs = [item["doc"] for item in out["removed"]] + list(extra_docs or [])
-    for item, doc in zip([*out["removed"], *[{"id": None}] * len(extra_docs or [])], docs,
-                         strict=True):
-        release_network(doc, roots)
-        cid = item["id"] or (doc.get("container") or {}).get("id")
-        if cid:
-            with contextlib.suppress(errors.NotFound):
-                remove_container(roots, cid)
-    return out
+    def release(removed: list[dict[str, Any]]) -> None:
+        docs = [item["doc"] for item in removed] + list(extra_docs or [])
+        for item, doc in zip([*removed, *[{"id": None}] * len(extra_docs or [])], docs,
+                             strict=True):
+            cid = item["id"] or (doc.get("container") or {}).get("id")
+            # An infra whose record is gone (its create or an earlier rm was killed)
+            # has no doc: DEL it by id.
+            release_network(doc if doc or not cid else
+                            {"container": {"id": cid}, "network": {"mode": "bridge"}}, roots)
+            if cid:
+                with contextlib.suppress(errors.NotFound):
+                    remove_container(roots, cid)
+
+    return remove_pod(roots, ref, force=force, timeout=timeout, release=release)
 
 
 def prune(roots: Roots) -> list[str]:

@@ -84,6 +84,17 @@ def run_command(verb: str, obj: Any, params: dict[str, Any]) -> int:
         doc = create(obj.roots, opts, bundle_opts, progress=obj.progress())
         sys.stdout.write(doc["container"]["id"] + "\n")  # podman create prints the id
         return 0
+    from podkit_runtime import _timings
+
+    if _timings.ENABLED:
+        try:
+            return _run_body(obj, opts, bundle_opts, params)
+        finally:
+            _timings.report()
+    return _run_body(obj, opts, bundle_opts, params)
+
+
+def _run_body(obj: Any, opts: Any, bundle_opts: Any, params: dict[str, Any]) -> int:
     from podkit_pod._run import run as run_container
 
     # podman hands conmon its own stdin always; passthrough gives it to the container

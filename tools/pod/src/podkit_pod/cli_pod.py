@@ -9,7 +9,6 @@ each line with the container's short id.
 from __future__ import annotations
 
 import sys
-import time
 from typing import Any
 
 import typer
@@ -21,15 +20,6 @@ app = typer.Typer(name="pod", help="Manage pods (an infra container holding the 
                   "its members join).\n\nExample: pod pod create --name web && pod run -d "
                   "--pod web IMAGE", no_args_is_help=True, add_completion=False,
                   rich_markup_mode=None)
-
-PS_DEFAULT = ("table {{.ID}}\t{{.Name}}\t{{.Status}}\t{{.Created}}\t{{.InfraID}}\t"
-              "{{.NumberOfContainers}}")
-PS_HEADERS = {"ID": "POD ID", "Id": "POD ID", "Name": "NAME", "Status": "STATUS",
-              "Created": "CREATED", "InfraID": "INFRA ID", "InfraId": "INFRA ID",
-              "NumberOfContainers": "# OF CONTAINERS", "Labels": "LABELS",
-              "Networks": "NETWORKS", "Cgroup": "CGROUP", "Namespace": "NAMESPACE",
-              "Containers": "CONTAINERS"}
-
 
 def _ctx_only(ctx: typer.Context) -> None:
     raise NotImplementedError  # only the signature is used
@@ -48,11 +38,9 @@ def _create(ctx: typer.Context, **values: Any) -> None:
 
     Example: pod pod create --name web -p 127.0.0.1:8080:80 && pod run -d --pod web IMAGE
     """
-    from podkit_pod._pods import create as create_pod
-    from podkit_runtime.cli_pod import pod_options
+    from podkit_pod._pod_commands import create_body
 
-    out = create_pod(_roots(ctx), pod_options(values))
-    _ids([out["pod"]["id"]])
+    create_body(ctx.find_root().obj, values)
 
 
 app.command("create")(composed(_create, _ctx_only, create_options))
@@ -67,18 +55,18 @@ def _each(ctx: typer.Context, pods: list[str], fn: Any) -> None:
 @app.command()
 def start(ctx: typer.Context, pods: list[str] = typer.Argument(...)) -> None:
     """Start pods: the infra, then the members. Example: pod pod start web"""
-    from podkit_pod._pods import start as start_pod
+    from podkit_pod._pod_commands import start_body
 
-    _each(ctx, pods, start_pod)
+    start_body(ctx.find_root().obj, {"pods": pods})
 
 
 @app.command()
 def stop(ctx: typer.Context, pods: list[str] = typer.Argument(...),
          time_: int | None = typer.Option(None, "--time", "-t")) -> None:
     """Stop pods: the members, then the infra. Example: pod pod stop -t 2 web"""
-    from podkit_runtime._pods import stop_pod
+    from podkit_pod._pod_commands import stop_body
 
-    _each(ctx, pods, lambda roots, ref: stop_pod(roots, ref, time_))
+    stop_body(ctx.find_root().obj, {"pods": pods, "time_": time_})
 
 
 @app.command()
@@ -120,25 +108,9 @@ def rm(ctx: typer.Context, pods: list[str] = typer.Argument(...),
        time_: int | None = typer.Option(None, "--time", "-t")) -> None:
     """Remove pods with their containers (-f stops running ones first).
     Example: pod pod rm -f web"""
-    from podkit_pod._pods import remove
+    from podkit_pod._pod_commands import rm_body
 
-    _each(ctx, pods, lambda roots, ref: remove(roots, ref, force=force, timeout=time_))
-
-
-def _ago(created: str) -> str:
-    from podkit_common.humanize import human_duration as ago
-    from podkit_runtime._logs import parse_time_filter
-
-    return ago(time.time() - parse_time_filter(created) / 1e9) + " ago"
-
-
-def display_row(line: dict[str, Any], no_trunc: bool = False) -> dict[str, Any]:
-    """A `pod ps` line with the fields podman's templates use (ID, InfraID, ...)."""
-    short = (lambda s: s) if no_trunc else (lambda s: s[:12])
-    return {**line, "ID": short(line["Id"]), "Id": short(line["Id"]),
-            "InfraID": short(line["InfraId"]), "InfraId": short(line["InfraId"]),
-            "Created": _ago(line["Created"]),
-            "NumberOfContainers": len(line["Containers"])}
+    rm_body(ctx.find_root().obj, {"pods": pods, "force": force, "time_": time_})
 
 
 @app.command("ps")
@@ -152,20 +124,10 @@ def ps(ctx: typer.Context,
                                                      "network, ctr-names, ctr-ids, "
                                                      "ctr-status, ctr-number")) -> None:
     """List pods. Example: pod pod ps --format '{{.Name}} {{.Status}}'"""
-    from podkit_common.gotemplate import is_json, render_rows
-    from podkit_runtime._pod_filter import filter_pods
-    from podkit_runtime._pod_reports import list_pods
+    from podkit_pod._pod_commands import ps_body
 
-    lines = filter_pods(list_pods(_roots(ctx)), filter_)
-    if quiet:
-        _ids([line["Id"] if no_trunc else line["Id"][:12] for line in lines])
-        return
-    if is_json(fmt):
-        sys.stdout.write(render_rows("json", lines))
-        return
-    rows = [display_row(line, no_trunc) for line in lines]
-    sys.stdout.write(render_rows(fmt, rows, noheading=noheading, default=PS_DEFAULT,
-                                 headers=PS_HEADERS, name="pod ps"))
+    ps_body(ctx.find_root().obj, {"fmt": fmt, "quiet": quiet, "no_trunc": no_trunc,
+                                  "noheading": noheading, "filter_": filter_})
 
 
 app.command("ls", help="List pods (an alias of ps). Example: pod pod ls -q")(ps)
@@ -176,10 +138,9 @@ app.command("list", hidden=True)(ps)
 def inspect(ctx: typer.Context, pod: str = typer.Argument(...),
             fmt: str | None = typer.Option(None, "--format", "-f")) -> None:
     """Show a pod as podman's pod inspect does. Example: pod pod inspect web"""
-    from podkit_common.gotemplate import render_one
-    from podkit_runtime._pod_reports import inspect_pod
+    from podkit_pod._pod_commands import inspect_body
 
-    sys.stdout.write(render_one(fmt or "json", inspect_pod(_roots(ctx), pod)))
+    inspect_body(ctx.find_root().obj, {"pod": pod, "fmt": fmt})
 
 
 @app.command()

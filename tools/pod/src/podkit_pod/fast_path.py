@@ -1,5 +1,5 @@
-"""`pod`'s fast path: hot commands (run, create, ps, start, cleanup) parsed without
-typer.
+"""`pod`'s fast path: hot commands (run, create, ps, start, cleanup, and `pod pod
+create|start|stop|rm|ps|ls|inspect`) parsed without typer.
 
 :data:`FAST` parses the command line with ``_argspec.json`` (generated from the typer
 commands: podkit_common.argspec) and runs the same body the typer command runs; it
@@ -10,6 +10,7 @@ Importing this module loads no typer; its main() is the console script.
 Regenerate the spec after changing a hot command's options::
 
     python -m podkit_common.argspec podkit_pod.cli:app run create ps start cleanup \\
+        "pod create" "pod start" "pod stop" "pod rm" "pod ps" "pod ls" "pod inspect" \\
         > tools/pod/src/podkit_pod/_argspec.json
 
 (`rm` and `images` are not on it yet: their bodies are still inside their typer
@@ -26,7 +27,7 @@ from podkit_common.fastargs import FastPath
 
 TOOL = "pod"
 #: pod's options where podman spells ``--tls-verify=false`` (typer's path too: cli.main)
-BOOL_FLAGS = ("tls-verify", "human")
+BOOL_FLAGS = ("tls-verify", "human", "stream")
 #: commands whose first positional ends their options (typer's path too: cli.main)
 POSITIONAL_ENDS_OPTIONS = ("run", "create", "exec", "container run", "container create",
                            "container exec")
@@ -34,7 +35,9 @@ POSITIONAL_ENDS_OPTIONS = ("run", "create", "exec", "container run", "container 
 
 def _run(obj: Any, params: dict[str, Any]) -> int:
     from podkit_pod._run_command import run_command
+    from podkit_runtime._timings import mark
 
+    mark("start")  # the interpreter, our imports and the argv parse
     return run_command("run", obj, params)
 
 
@@ -62,6 +65,23 @@ def _cleanup(obj: Any, params: dict[str, Any]) -> None:
     cleanup_body(obj, params)
 
 
+# -- pods (PODFAST): `pod pod VERB`, bodies in podkit_pod._pod_commands ---------------------
+
+def _pod_body(name: str) -> Any:
+    def body(obj: Any, params: dict[str, Any]) -> None:
+        from podkit_pod import _pod_commands
+
+        getattr(_pod_commands, name)(obj, params)
+
+    return body
+
+
+POD_BODIES = {"pod create": _pod_body("create_body"), "pod start": _pod_body("start_body"),
+              "pod stop": _pod_body("stop_body"), "pod rm": _pod_body("rm_body"),
+              "pod ps": _pod_body("ps_body"), "pod ls": _pod_body("ps_body"),
+              "pod inspect": _pod_body("inspect_body")}
+
+
 def _own_error_code(exc: BaseException, code: int) -> int:
     from podkit_pod._run_command import own_error_code
 
@@ -70,7 +90,7 @@ def _own_error_code(exc: BaseException, code: int) -> int:
 
 FAST = FastPath(TOOL, os.path.join(os.path.dirname(__file__), "_argspec.json"),
                 {"run": _run, "create": _create, "ps": _ps, "start": _start,
-                 "cleanup": _cleanup},
+                 "cleanup": _cleanup, **POD_BODIES},
                 bool_flags=BOOL_FLAGS, positional_ends_options=POSITIONAL_ENDS_OPTIONS,
                 error_code=_own_error_code)
 

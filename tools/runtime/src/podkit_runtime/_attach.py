@@ -200,6 +200,9 @@ def attach(roots: Roots, ref: str, *, stdio: tuple[int, int, int] = (0, 1, 2),
         raise errors.Conflict(f"you can only attach to running containers: {record['name']} "
                               f"is {seen.status}", hint="start it first")
     sock = connect(ContainerPaths(roots, cid).attach_socket)
+    from podkit_runtime._container_events import emit
+
+    emit(roots, record, "attach")
     try:
         feed = stdio[0] if stdin and record.get("stdin") else None
         from podkit_runtime._tty import terminal_for

@@ -18,6 +18,7 @@ import os
 import shutil
 import socket
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,12 +137,16 @@ def _read_sync(sock: socket.socket, timeout: float) -> dict | None:
 def spawn_conmon(argv: list[str], env: dict[str, str], conmon_log: Path,
                  timeout: float = CREATE_TIMEOUT,
                  stdio: tuple[int, int, int] | None = None,
-                 cgroup: str | None = None) -> Created:
+                 cgroup: str | None = None,
+                 while_waiting: Callable[[], None] | None = None) -> Created:
     """Start conmon, release it with the start byte, and learn the container's pid.
 
     ``stdio``: conmon's own stdin, stdout and stderr (``--log-driver passthrough``:
     conmon hands them to the container); otherwise /dev/null and ``conmon_log``.
-    ``cgroup``: where conmon goes before it may fork (``_conmon_cgroup``)."""
+    ``cgroup``: where conmon goes before it may fork (``_conmon_cgroup``).
+    ``while_waiting()`` runs once conmon is released, while it runs ``runc create`` (tens
+    of milliseconds in which we would only wait): the caller's chance to get ready for
+    what follows (imports, files) in parallel with runc."""
     sync_parent, sync_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     start_parent, start_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     child_fds = (sync_child.fileno(), start_child.fileno())
@@ -167,17 +172,24 @@ def spawn_conmon(argv: list[str], env: dict[str, str], conmon_log: Path,
         os.close(log_fd)
     sync_child.close()
     start_child.close()
+    from podkit_runtime._timings import mark
+
+    mark("conmon-spawn")
     try:
         if cgroup:  # podman's moveConmonToCgroupAndSignal: first the cgroup ...
             from podkit_runtime._conmon_cgroup import move
 
             move(proc.pid, cgroup)
+            mark("conmon-cgroup")
         # ... then the start byte: conmon forks nothing until it reads it.
         start_parent.send(b"\0")
+        if while_waiting is not None:
+            while_waiting()
         # The report comes after runc create; the first conmon exits once the long-lived
         # one is forked and its pid written, long before. Waiting for it first would
         # poll (Popen.wait with a timeout sleeps in growing steps) for nothing.
         report = _read_sync(sync_parent, timeout)
+        mark("runc-create")
         first_rc = proc.wait(timeout=timeout)
     finally:
         sync_parent.close()
@@ -187,4 +199,8 @@ def spawn_conmon(argv: list[str], env: dict[str, str], conmon_log: Path,
     pid = int(report.get("data", -1))
     if pid < 0:
         raise CreateFailed(str(report.get("message") or "runc create failed"))
+    if bundle:  # conmon makes its ctl/winsz fifos 0640: only root may write to them
+        for fifo in ("ctl", "winsz"):
+            with contextlib.suppress(OSError):
+                os.chmod(os.path.join(bundle, fifo), 0o600)
     return Created(pid, 0)

@@ -30,6 +30,7 @@ from typing import Any
 from podkit_common import errors
 from podkit_common.roots import Roots
 from podkit_runtime import _state
+from podkit_runtime._container_events import emit as _event
 from podkit_runtime._freezer import thaw_if_paused
 from podkit_runtime._state import ContainerPaths, Observed
 
@@ -164,9 +165,10 @@ def _image_stop_signal(doc: dict[str, Any]) -> str | None:
     return config.get("StopSignal") or None
 
 
-def create(doc: dict[str, Any], roots: Roots, opts: CreateOptions = CreateOptions()
-           ) -> dict[str, Any]:
-    """conmon + ``runc create`` for the bundle in ``doc``; returns it with ``state``."""
+def create(doc: dict[str, Any], roots: Roots, opts: CreateOptions = CreateOptions(),
+           while_creating: Any = None) -> dict[str, Any]:
+    """conmon + ``runc create`` for the bundle in ``doc``; returns it with ``state``.
+    ``while_creating()`` runs while runc creates it (``_conmon.spawn_conmon``)."""
     from podkit_runtime._conmon import (
         ConmonOptions,
         CreateFailed,
@@ -202,7 +204,7 @@ def create(doc: dict[str, Any], roots: Roots, opts: CreateOptions = CreateOption
     conmon_cgroup = conmon_cgroup_for(bundle)  # <CgroupParent>/conmon, like podman
     with _state.lock(roots, cid):
         for d in (paths.run_dir, paths.exit_dir, paths.record_dir, paths.runc_root):
-            d.mkdir(parents=True, exist_ok=True)
+            d.mkdir(parents=True, exist_ok=True, mode=0o700)  # private state
         for stale in (paths.attach_socket, paths.ctl, bundle / "winsz", paths.exit_file,
                       paths.pidfile, paths.conmon_pidfile, paths.oci_log):
             with contextlib.suppress(FileNotFoundError):
@@ -212,12 +214,15 @@ def create(doc: dict[str, Any], roots: Roots, opts: CreateOptions = CreateOption
         copts = ConmonOptions(name=name, stdin=opts.stdin, tty=tty, remove=opts.remove,
                               log_size_max=opts.log_size_max, exit_command=opts.exit_command,
                               log_driver=opts.log_driver)
-        argv = conmon_argv(conmon_binary(), runc_binary(), paths, copts, exit_command_binary())
+        conmon, runc = conmon_binary(), runc_binary()
+        argv = conmon_argv(conmon, runc, paths, copts, exit_command_binary())
         created_at = time.time()
         try:
             created = spawn_conmon(argv, conmon_env(dict(os.environ)),
                                    paths.run_dir / "conmon.log",
-                                   stdio=conmon_stdio, cgroup=conmon_cgroup)
+                                   stdio=conmon_stdio, cgroup=conmon_cgroup,
+                                   while_waiting=_while_creating(roots, runc, conmon,
+                                                                 while_creating))
         except CreateFailed as exc:
             _abandon(paths)
             raise _cannot_start(paths, exc.message) from None
@@ -243,8 +248,22 @@ def create(doc: dict[str, Any], roots: Roots, opts: CreateOptions = CreateOption
             **extra_fields,
         }
         _state.save_record(roots, record)
+        _event(roots, record, "create")
+        _event(roots, record, "init")
     seen = _state.observe(roots, record)
     return {**doc, "changed": True, "state": state_section(record, seen)}
+
+
+def _while_creating(roots: Roots, runc: str, conmon: str, then: Any) -> Any:
+    """What runs while conmon runs ``runc create`` (``_conmon.spawn_conmon``): the
+    version check, then the caller's ``then()``; off the path before conmon starts."""
+    def run() -> None:
+        from podkit_runtime._versions import check_at_start
+
+        check_at_start(roots, runc, conmon)  # known-vulnerable releases: a stat each
+        if then is not None:
+            then()
+    return run
 
 
 def _read_pid(path: Path) -> int:
@@ -305,10 +324,16 @@ def start(roots: Roots, ref: str) -> dict[str, Any]:
         # The start time is taken before runc start: a short-lived container may have
         # finished (exit file written) by the time runc start returns.
         started_at, started_ts = _state.now_iso(), time.time()
-        _runc(paths, "start", cid)
+        done = _runc(paths, "start", cid, check=False)
+        # "already running": an earlier start was killed between runc start and the
+        # record (chaos suite); podman's start of a running container succeeds.
+        if done.returncode != 0 and b"already running" not in done.stderr:
+            msg = done.stderr.decode(errors="replace").strip() or f"exit {done.returncode}"
+            raise errors.RuntimeFailure(f"runc start {cid[:12]}: {msg}")
         record["started_at"] = started_at
         record["started_ts"] = started_ts
         _state.save_record(roots, record)
+        _event(roots, record, "start")
         _start_health_timer(roots, record)
         # Read the state under the lock: with --rm, the exit command of a container that
         # is already done may remove everything the moment the lock is free.
@@ -324,9 +349,8 @@ def run(doc: dict[str, Any], roots: Roots, opts: CreateOptions = CreateOptions()
     ``before_start(doc) -> doc | None`` and ``on_exit()``: see ``_run.run_bundle``."""
     from dataclasses import replace
 
-    from podkit_runtime._attach import connect, pump
-    from podkit_runtime._run import finish_before_start
-    from podkit_runtime._tty import terminal_for
+    from podkit_runtime._run import finish_before_start, prepare_attached
+    from podkit_runtime._timings import mark
 
     if opts.log_driver == "passthrough":  # no attach socket: conmon hands over stdio
         from podkit_runtime._passthrough import run_passthrough
@@ -338,7 +362,10 @@ def run(doc: dict[str, Any], roots: Roots, opts: CreateOptions = CreateOptions()
         started = start(roots, created["container"]["id"])
         return {**doc, "changed": True, "state": started["state"]}
     # Attached, --rm happens here once the exit code is read, not in the exit command.
-    created = create(doc, roots, replace(opts, remove=False))
+    created = create(doc, roots, replace(opts, remove=False), while_creating=prepare_attached)
+    from podkit_runtime._attach import connect, pump
+    from podkit_runtime._tty import terminal_for
+
     cid = created["container"]["id"]
     paths = ContainerPaths(roots, cid)
     # Connect before runc start, so not one byte of output is lost.
@@ -349,7 +376,10 @@ def run(doc: dict[str, Any], roots: Roots, opts: CreateOptions = CreateOptions()
                                             or opts.tty, stdio[0] if opts.stdin else None,
                                             paths.ctl, stdio[1]))
         doc = finish_before_start(roots, created, before_start, doc)
+        mark("before-start")
         start(roots, cid)
+        _event(roots, _load_for_event(roots, cid), "attach")
+        mark("runc-start")
         stdin_fd: int | None = stdio[0] if opts.stdin else None
         exit_file = paths.exit_file
         while True:
@@ -364,7 +394,9 @@ def run(doc: dict[str, Any], roots: Roots, opts: CreateOptions = CreateOptions()
     finally:
         terminal.close()
         sock.close()
+    mark("attached")
     _await_exit_file(roots, cid, paths)
+    mark("exit-file")
     restarted = _wait_out_restarts(roots, cid, paths)  # None unless the policy restarts it
     if restarted is not None:
         record, seen = restarted
@@ -374,9 +406,11 @@ def run(doc: dict[str, Any], roots: Roots, opts: CreateOptions = CreateOptions()
         # Record the exit ourselves rather than wait for conmon's exit command (a
         # process start-up away); the exit command then finds it done (or gone).
         record = _state.settle(roots, cid, _runc_delete)
+        mark("settle")
         seen = _state.observe(roots, record)
         if opts.remove:
             _remove_now(roots, cid, remove_volumes=True)
+            mark("remove-runtime")
     else:
         record, seen = wait(roots, cid)
         if opts.remove:
@@ -455,6 +489,7 @@ def kill(roots: Roots, ref: str, sig: str | int = "SIGKILL") -> dict[str, Any]:
                               f"{seen.status}: container state improper")
     _note_user_stop(roots, cid)  # podman's StoppedByUser: no restart policy undoes it
     _runc(ContainerPaths(roots, cid), "kill", cid, name)
+    _event(roots, record, "kill")
     with contextlib.suppress(errors.NotFound):  # --rm: it may be gone already
         thaw_if_paused(roots, cid, seen)
         record, seen = sync(roots, cid)
@@ -489,6 +524,7 @@ def stop(roots: Roots, ref: str, timeout: int | None = None,
                                  f"{KILL_WAIT:g}s of SIGKILL",
                                  hint="is the process stuck in the kernel (state D)?")
     record, seen = wait(roots, cid)
+    _event(roots, record, "stop")
     return {**document(record, seen, True), "warnings": warnings}
 
 
@@ -528,6 +564,7 @@ def _remove_now(roots: Roots, cid: str, remove_volumes: bool = False) -> None:
     from podkit_runtime._bundle import remove_bundle
 
     with _state.lock(roots, cid):
+        gone = _load_for_event(roots, cid)
         _stop_health_timer(roots, cid)
         paths = ContainerPaths(roots, cid)
         _runc_delete(paths, True)
@@ -535,6 +572,9 @@ def _remove_now(roots: Roots, cid: str, remove_volumes: bool = False) -> None:
         _release_container_cgroup(paths)
         _state.remove_files(roots, cid)
         remove_bundle(roots, cid, remove_volumes=remove_volumes)
+        with contextlib.suppress(OSError):  # its lock file goes with it (still held here)
+            os.unlink(roots.root / "locks" / f"runtime-{cid}.lock")
+        _event(roots, gone, "remove")
 
 
 def cleanup(roots: Roots, ref: str, *, remove_after: bool = False) -> dict[str, Any]:
@@ -551,6 +591,7 @@ def cleanup(roots: Roots, ref: str, *, remove_after: bool = False) -> dict[str, 
     from podkit_runtime import _exits, _health, _restart
 
     _health.stop_timer(roots, cid, record)
+    _event(roots, record, "cleanup")
     if record.get("pod"):  # --exit-policy stop: the last member out stops the pod
         from podkit_runtime._pods import after_member_exit
 
@@ -643,6 +684,12 @@ def _note_user_stop(roots: Roots, cid: str) -> None:
     from podkit_runtime._restart import note_user_stop
 
     note_user_stop(roots, cid)
+
+
+def _load_for_event(roots: Roots, cid: str) -> dict[str, Any] | None:
+    from podkit_runtime._container_events import load
+
+    return load(roots, cid)
 
 
 def _removed_exit(roots: Roots, ref: str) -> tuple[dict[str, Any], Observed]:

@@ -134,7 +134,7 @@ def write_member_bundle(doc: dict[str, Any], roots: Roots, opts: Any, pod_ref: s
     try:
         _use_infra_files(bdir, _bundle_dir(roots, infra_id) if infra_id else None, shares)
         section = pod_section(pod)
-        atomic.write_json(bdir / MEMBER_FILE, section)
+        atomic.write_json(bdir / MEMBER_FILE, section, durable=False)  # runroot: tmpfs
         with R.lock(roots, pod_id):
             pod = R.load(roots, pod_id)
             if cid not in pod["members"]:
@@ -181,7 +181,7 @@ def _use_infra_files(bdir: Path, infra_bundle: Path | None, shares: list[str]) -
                  "options": ["bind", "rprivate", "nosuid", "noexec", "nodev"]}
         mounts.append(m)
     config["mounts"] = mounts
-    atomic.write_json(bdir / "config.json", config)
+    atomic.write_json(bdir / "config.json", config, durable=False)  # runroot: no fsync
 
 
 # -- the shared hosts file -----------------------------------------------------------------
@@ -287,7 +287,7 @@ def point_namespaces(bdir: Path, shares: list[str], pid: int) -> None:
     config["linux"]["namespaces"] = namespaces
     if "uts" in shares:
         config.pop("hostname", None)
-    atomic.write_json(bdir / "config.json", config)
+    atomic.write_json(bdir / "config.json", config, durable=False)  # runroot: no fsync
 
 
 def _infra_network(roots: Roots, pod: dict[str, Any]) -> dict[str, Any]:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -176,7 +175,7 @@ def new_record(opts: PodOptions, taken: set[str]) -> dict[str, Any]:
             raise errors.UsageError("you must have an infra container to publish port "
                                     "bindings to the host")
     check_limits(opts.cpus, opts.memory)
-    pod_id = secrets.token_hex(32)
+    pod_id = os.urandom(32).hex()  # secrets' token_hex, without importing secrets
     name = opts.name
     if name is None:
         name = generated_name(taken)
@@ -222,10 +221,14 @@ _NOUNS = ("turing", "hopper", "lovelace", "ritchie", "thompson", "knuth", "lisko
 def generated_name(taken: set[str]) -> str:
     """A podman-style adjective_noun name not in ``taken``."""
     for _ in range(50):
-        name = f"{secrets.choice(_ADJECTIVES)}_{secrets.choice(_NOUNS)}"
+        name = f"{_pick(_ADJECTIVES)}_{_pick(_NOUNS)}"
         if name not in taken:
             return name
-    return f"pod_{secrets.token_hex(6)}"
+    return f"pod_{os.urandom(6).hex()}"
+
+
+def _pick(words: tuple[str, ...]) -> str:
+    return words[int.from_bytes(os.urandom(4), "big") % len(words)]
 
 
 def public(record: dict[str, Any]) -> dict[str, Any]:

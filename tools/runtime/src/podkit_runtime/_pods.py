@@ -42,6 +42,9 @@ def create_pod(roots: Roots, opts: R.PodOptions) -> dict[str, Any]:
             with contextlib.suppress(errors.PodkitError):
                 _pod_cgroup.remove(record["cgroup_path"])
             raise
+    from podkit_common.events import pod_event
+
+    pod_event(roots, "create", record)
     return {"changed": True, "pod": R.public(record)}
 
 
@@ -136,29 +139,63 @@ def _start_one(roots: Roots, cid: str, prepare: Prepare | None) -> bool:
 
 
 def start_pod(roots: Roots, ref: str, prepare: Prepare | None = None) -> dict[str, Any]:
-    """Start the infra, then every member (created or exited ones)."""
-    from concurrent.futures import ThreadPoolExecutor
-
+    """Start the infra, then every member (created or exited ones) at once, each in its
+    own thread (runc and conmon do the work: the members' starts overlap), and wait for
+    all. podman's errors: ``starting container ID: ...`` for each container that failed,
+    and when the infra fails, each member's ``a dependency ... failed to start``."""
     pod = R.load(roots, R.resolve(roots, ref))
     changed = False
-    if pod["infra"].get("id"):  # first: the members join its namespaces
-        changed = _start_one(roots, pod["infra"]["id"], prepare)
-    errs = []
-
-    def start_member(cid: str) -> bool:
+    failures: list[str] = []
+    infra = pod["infra"].get("id")
+    if infra:  # first: the members join its namespaces
         try:
-            return _start_one(roots, cid, prepare)
+            changed = _start_one(roots, infra, prepare)
         except errors.PodkitError as exc:
-            errs.append(f"{cid[:12]}: {exc}")
-            return False
+            failures.append(f"starting container {infra}: {exc}")
+    members = list(pod["members"])
+    if failures:
+        failures += [f"starting container {cid}: a dependency of container {cid} failed to "
+                     "start: container state improper" for cid in members]
+    elif members:
+        changed |= _start_members(roots, members, prepare, failures)
+    if failures:
+        raise errors.RuntimeFailure("; ".join(failures),
+                                    hint=f"pod pod inspect {pod['name']} shows each "
+                                         "container's state; pod logs CONTAINER")
+    from podkit_common.events import pod_event
 
-    if pod["members"]:
-        with ThreadPoolExecutor(max_workers=min(8, len(pod["members"]))) as pool:
-            changed |= any(list(pool.map(start_member, pod["members"])))
-    if errs:
-        raise errors.RuntimeFailure(f"starting containers of pod {pod['name']}: "
-                                    + "; ".join(errs))
+    pod_event(roots, "start", pod)
     return report(roots, pod, changed)
+
+
+def _start_members(roots: Roots, members: list[str], prepare: Prepare | None,
+                   failures: list[str]) -> bool:
+    """Start ``members`` concurrently (one thread each; the last in this one); their
+    failures are appended in member order. Whether any started."""
+    import threading
+
+    results: list[bool | str | BaseException] = [False] * len(members)
+
+    def one(i: int) -> None:
+        try:
+            results[i] = _start_one(roots, members[i], prepare)
+        except errors.PodkitError as exc:
+            results[i] = f"starting container {members[i]}: {exc}"
+        except Exception as exc:  # a bug: raised below, after every thread is done
+            results[i] = exc
+
+    threads = [threading.Thread(target=one, args=(i,), name=f"pod-start-{cid[:12]}")
+               for i, cid in enumerate(members[:-1])]
+    for t in threads:
+        t.start()
+    one(len(members) - 1)
+    for t in threads:
+        t.join()
+    for r in results:
+        if isinstance(r, BaseException):
+            raise r
+    failures += [r for r in results if isinstance(r, str)]
+    return any(r is True for r in results)
 
 
 def _members_then_infra(pod: dict[str, Any]) -> list[str]:
@@ -192,6 +229,9 @@ def stop_pod(roots: Roots, ref: str, timeout: int | None = None) -> dict[str, An
         infra_stop = pool.submit(stop_one, infra) if infra and live(infra) else None
         for future in [*futures, *([infra_stop] if infra_stop else [])]:
             future.result()
+    from podkit_common.events import pod_event
+
+    pod_event(roots, "stop", pod)
     return report(roots, pod, bool(members) or infra_stop is not None)
 
 
@@ -208,6 +248,9 @@ def kill_pod(roots: Roots, ref: str, signal: str = "SIGKILL") -> dict[str, Any]:
     if not done:
         raise errors.Conflict(f"no containers in pod {pod['name']} are running: container "
                               "state improper", hint="pod pod start it first")
+    from podkit_common.events import pod_event
+
+    pod_event(roots, "kill", pod)
     return report(roots, pod, True)
 
 
@@ -223,6 +266,9 @@ def pause_pod(roots: Roots, ref: str, *, pause: bool = True) -> dict[str, Any]:
         if seen is not None and seen.status == need:
             (freeze if pause else thaw)(roots, cid)
             changed = True
+    from podkit_common.events import pod_event
+
+    pod_event(roots, "pause" if pause else "unpause", pod)
     return report(roots, pod, changed)
 
 
@@ -232,12 +278,16 @@ def restart_pod(roots: Roots, ref: str, prepare: Prepare | None = None,
     return {**start_pod(roots, ref, prepare), "changed": True}
 
 
-def remove_pod(roots: Roots, ref: str, *, force: bool = False,
-               timeout: int | None = None) -> dict[str, Any]:
+def remove_pod(roots: Roots, ref: str, *, force: bool = False, timeout: int | None = None,
+               release: Any = None) -> dict[str, Any]:
     """Remove the members, the infra, the cgroup and the record. Running containers need
     ``force`` (stopped first). The result lists every removed container with the
     document it ran with, and carries the infra's ``container``/``network`` sections on
-    top so that ``| pod-netsetup detach`` releases the pod's network."""
+    top so that ``| pod-netsetup detach`` releases the pod's network.
+
+    ``release(removed)``, if given, runs once the containers are gone but while the pod
+    record still exists: a removal killed before it ends is found again by the next
+    `pod rm`, which then releases what the first one could not."""
     from podkit_runtime import _pod_cgroup
     from podkit_runtime._bundle import remove_bundle
     from podkit_runtime._lifecycle import remove
@@ -282,11 +332,16 @@ def remove_pod(roots: Roots, ref: str, *, force: bool = False,
     if pod["infra"].get("id"):  # last: the members' hosts lines are in its bundle
         removed.append(remove_one(pod["infra"]["id"]))
         infra_doc = removed[-1]["doc"] or (pod["infra"].get("doc") or {})
+    if release is not None:
+        release(removed)
     _pod_cgroup.remove(pod["cgroup_path"])
     with R.lock(roots, pod_id):
         import shutil
 
         shutil.rmtree(R.record_path(roots, pod_id).parent, ignore_errors=True)
+    from podkit_common.events import pod_event
+
+    pod_event(roots, "remove", pod)
     out: dict[str, Any] = {"changed": True, "pod": {"id": pod_id, "name": pod["name"]},
                            "removed": removed}
     for key in ("container", "network"):

@@ -32,12 +32,32 @@ def prepare_bundle(doc: dict[str, Any]) -> Path:
         config_path = bundle / "config.json"
         config = atomic.read_json(config_path)
         updated = with_network(config, doc["network"])
-        if updated != config:
-            atomic.write_json(config_path, updated)
+        if not _same_config(updated, config):
+            # The runroot dies with a reboot: no fsync (a crash still leaves the old or
+            # the new file, never half of one).
+            atomic.write_json(config_path, updated, durable=False)
         from podkit_runtime._netfiles import apply_network_files
 
         apply_network_files(bundle, doc["network"], config.get("hostname") or cid[:12])
     return bundle
+
+
+def _same_config(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Equal configs, the order of ``linux.namespaces`` aside (runc joins and creates
+    namespaces in its own order): with_network moves the network entry to the end,
+    which alone is no reason to write config.json again."""
+    if a == b:
+        return True
+    la, lb = a.get("linux") or {}, b.get("linux") or {}
+    if {**a, "linux": None} != {**b, "linux": None} or \
+            {**la, "namespaces": None} != {**lb, "namespaces": None}:
+        return False
+
+    def key(ns: dict[str, Any]) -> str:
+        return f"{ns.get('type')}\0{ns.get('path', '')}"
+
+    na, nb = la.get("namespaces") or [], lb.get("namespaces") or []
+    return len(na) == len(nb) and sorted(na, key=key) == sorted(nb, key=key)
 
 
 def _is_devnull(fd: int) -> bool:
@@ -75,6 +95,20 @@ def run_bundle(doc: dict[str, Any], roots: Roots,
         opts = replace(opts, stdin=True)
     return run(doc, roots, opts, stdio=stdio, detach=detach, before_start=before_start,
                on_exit=on_exit)
+
+
+#: what an attached run needs once runc created the container (``_lifecycle.run``)
+ATTACHED_TAIL = ("selectors", "termios", "tty", "podkit_runtime._attach",
+                 "podkit_runtime._tty", "podkit_runtime._attached_restart")
+
+
+def prepare_attached() -> None:
+    """Import what an attached run needs after ``runc create`` while runc works (the
+    hook ``_conmon.spawn_conmon`` calls): the main thread would only wait there."""
+    import importlib
+
+    for name in ATTACHED_TAIL:
+        importlib.import_module(name)
 
 
 def finish_before_start(roots: Roots, created: dict[str, Any], before_start: Any,

@@ -44,32 +44,11 @@ def _schemas():
     return SchemaSet(["podkit_runtime"])
 
 
-def _infra_command(value: str | None) -> tuple[str, ...] | None:
-    """podman's --infra-command: a JSON array, else words split on spaces."""
-    if value is None or value.strip().startswith("["):
-        from podkit_runtime._cli_values import parse_entrypoint
-
-        return parse_entrypoint(value)
-    return tuple(value.split()) or None
-
-
 def pod_options(values: dict) -> object:
     """PodOptions from a command's raw parameters (shared with ``pod pod create``)."""
-    from podkit_runtime._isolation import bool_word, key_values
-    from podkit_runtime._pod_record import PodOptions
+    from podkit_runtime._pod_options import pod_options as options
 
-    return PodOptions(
-        name=values.get("name"), share=values.get("share"), hostname=values.get("hostname"),
-        labels=key_values(values.get("label"), "--label"),
-        infra=bool_word(values.get("infra", True), "--infra"),
-        infra_image=values.get("infra_image"),
-        infra_command=_infra_command(values.get("infra_command")),
-        infra_name=values.get("infra_name"), cgroup_parent=values.get("cgroup_parent"),
-        cpus=values.get("cpus"), memory=values.get("memory"),
-        exit_policy=values.get("exit_policy") or "continue", network=values.get("network"),
-        publish=tuple(values.get("publish") or ()), add_host=tuple(values.get("add_host") or ()),
-        dns=tuple(values.get("dns") or ()), dns_search=tuple(values.get("dns_search") or ()),
-        dns_option=tuple(values.get("dns_option") or ()))
+    return options(values)
 
 
 def create_options(
