@@ -345,7 +345,7 @@ def test_generate_validates_and_generate_play_generate_is_stable(env, images, tm
 
     # a second play of the same YAML is podman's conflict; --replace makes it again
     with pytest.raises(errors.Conflict, match="already exists"):
-        play(roots(env), first, PlayOptions(start=False))
+        play(roots(env), first, PlayOptions(start=False, network="none"))
     pod(env, "kube", "play", "--replace", "--start=false", "-", input=first)
     assert without_times(G.generate(roots(env), ["web"])) == without_times(first)
     down = out(env, "play", "kube", "--down", str(target)).splitlines()  # podman 4.3's too
@@ -386,7 +386,8 @@ def test_play_of_hand_written_yaml_with_a_configmap_and_a_claim(env, images, tmp
     assert pod(env, "volume", "exists", "hand-data", check=False).returncode == 1
     # the library's report, through a volume that was there before: play keeps it
     pod(env, "volume", "create", "hand-data")
-    report = play(roots(env), text, PlayOptions(start=False, pull_options={"tls_verify": False}))
+    report = play(roots(env), text, PlayOptions(start=False, network="none",
+                                                pull_options={"tls_verify": False}))
     SCHEMAS.validate(report, "urn:podkit:pod:kube-play")
     assert report["volumes"] == [{"name": "hand-data", "changed": False}]
     assert any("nodeSelector" in n for n in report["notes"])
@@ -447,7 +448,7 @@ spec:
   - {{name: tiny, image: "{img}", command: [sleep, "100"], resources: {{limits: {{memory: 1Ki}}}}}}
 """
     with pytest.raises(errors.PodkitError):  # runc refuses a limit below the usage
-        play(roots(env), text, PlayOptions(pull_options={"tls_verify": False}))
+        play(roots(env), text, PlayOptions(network="none", pull_options={"tls_verify": False}))
     assert not pod_exists(roots(env), "bad")
     assert out(env, "ps", "-a", "-q") == ""
     assert mounts_under(Path(env["PODKIT_RUNROOT"])) == []  # no rootfs left mounted
