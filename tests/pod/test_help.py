@@ -6,20 +6,11 @@ from __future__ import annotations
 
 import re
 import subprocess
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-
-def walk(command: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
-    """(path, click command) for every visible command under ``command``."""
-    for name in sorted(getattr(command, "commands", {}) or {}):
-        sub = command.commands[name]
-        if getattr(sub, "hidden", False):
-            continue
-        yield (*path, name), sub
-        yield from walk(sub, (*path, name))
+from podkit_pod.docgen import pod_root, walk
 
 
 def help_text(root: Any, path: tuple[str, ...]) -> str:
@@ -38,11 +29,7 @@ EXAMPLE = re.compile(r"(?:^|\s)Examples?:[ \t]*(?:\n[ \t]*)*(?:[^\n]*\|\s*)?(?:\
 
 
 def test_every_command_has_an_example_in_its_help() -> None:
-    import typer.main
-
-    from podkit_pod.cli import app
-
-    root = typer.main.get_command(app)
+    root = pod_root()
     missing = []
     checked = 0
     for path, command in walk(root):
@@ -73,11 +60,7 @@ def example_commands(text: str) -> list[tuple[str, str | None, str]]:
 
 def test_the_examples_use_commands_that_exist() -> None:
     """An example must name a real command path (catches typos and renamed verbs)."""
-    import typer.main
-
-    from podkit_pod.cli import app
-
-    root = typer.main.get_command(app)
+    root = pod_root()
     groups = {p[0] for p, c in walk(root) if getattr(c, "commands", None) and len(p) == 1}
     paths = {" ".join(p) for p, _ in walk(root)}
     wrong = []

@@ -14,6 +14,7 @@ Records are torn down exactly like `detach` (DEL in reverse from the cache).
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -86,21 +87,30 @@ def cleanup(roots: Roots, config_dir: str | None = None) -> dict[str, Any]:
     return {"changed": bool(released), "released": released, "warnings": warnings}
 
 
+def stale_leases(lease_dir: Path, live: set[str]) -> Iterator[tuple[Path, str]]:
+    """(lease file, owner) of each host-local lease in ``lease_dir`` whose container is
+    not in ``live``, in name order."""
+    if not lease_dir.is_dir():
+        return
+    for lease in sorted(lease_dir.iterdir()):
+        if lease.name == "lock" or lease.name.startswith("last_reserved_ip"):
+            continue
+        try:
+            owner = lease.read_text().split()[0]
+        except (OSError, IndexError):
+            continue
+        if owner not in live:
+            yield lease, owner
+
+
 def _release_leases(lease_dir: Path, live: set[str]) -> list[dict[str, Any]]:
     """Remove host-local lease files of containers that are gone (under its own lock)."""
     out: list[dict[str, Any]] = []
     if not lease_dir.is_dir():
         return out
     with FileLock(lease_dir / "lock", timeout=60):
-        for lease in lease_dir.iterdir():
-            if lease.name == "lock" or lease.name.startswith("last_reserved_ip"):
-                continue
-            try:
-                owner = lease.read_text().split()[0]
-            except (OSError, IndexError):
-                continue
-            if owner not in live:
-                lease.unlink(missing_ok=True)
-                out.append({"lease": lease.name, "container_id": owner,
-                            "reason": "lease of a container that is gone"})
+        for lease, owner in stale_leases(lease_dir, live):
+            lease.unlink(missing_ok=True)
+            out.append({"lease": lease.name, "container_id": owner,
+                        "reason": "lease of a container that is gone"})
     return out

@@ -114,6 +114,7 @@ def network_leftovers(roots: Roots) -> list[dict[str, Any]]:
 
 
 def _members_and_leases(roots: Roots, live: set[str]) -> list[dict[str, Any]]:
+    from podkit_netsetup._cleanup import stale_leases
     from podkit_netsetup._members import read_members
     from podkit_netsetup._networks import NetworkStore
 
@@ -133,18 +134,10 @@ def _members_and_leases(roots: Roots, live: set[str]) -> list[dict[str, Any]]:
                          f"network {name} lists container {cid[:12]}, which is gone")
                 for cid in members if cid not in live]
         data_dir = (conflist["plugins"][0].get("ipam") or {}).get("dataDir")
-        lease_dir = Path(data_dir) / name if data_dir else None
-        if lease_dir is None or not lease_dir.is_dir():
+        if not data_dir:
             continue
-        for lease in sorted(lease_dir.iterdir()):
-            if lease.name == "lock" or lease.name.startswith("last_reserved_ip"):
-                continue
-            try:
-                owner = lease.read_text().split()[0]
-            except (OSError, IndexError):
-                continue
-            if owner not in live:
-                out.append(_problem("ip-lease-orphan", f"networks/{name}/leases/{lease.name}",
-                                    f"IP {lease.name} on network {name} is leased to "
-                                    f"container {owner[:12]}, which is gone"))
+        out += [_problem("ip-lease-orphan", f"networks/{name}/leases/{lease.name}",
+                         f"IP {lease.name} on network {name} is leased to "
+                         f"container {owner[:12]}, which is gone")
+                for lease, owner in stale_leases(Path(data_dir) / name, live)]
     return out
