@@ -140,3 +140,25 @@ def test_del_after_an_add_killed_before_its_result_was_recorded(images, chaos_en
     assert chaos.must("pod rm -f fw", "rm"), chaos.failures
     assert chaos.must("pod network rm fwnet", "network-rm"), chaos.failures
     assert checker.check() == []
+
+
+def test_a_pull_after_one_killed_while_writing_the_image_record_sweeps_its_staging_file(
+        images, chaos_env):
+    """A pull SIGKILLed (with its process group) while the image record was being
+    written (CI seed 73467960) left images/.tmp-<id>.json.<pid>.r<hex>: the next pull
+    succeeded but left it there, so `pod system check` reported staging for ever."""
+    import subprocess
+    from pathlib import Path
+
+    chaos = Chaos(chaos_env, image_of(images), 0)
+    assert chaos.must(f"pod pull -q --tls-verify=false {image_of(images)}", "pull")
+    dead = subprocess.Popen(["true"])  # a pid that is no longer alive
+    dead.wait()
+    images_dir = Path(chaos_env["PODKIT_ROOT"]) / "images"
+    record = next(p for p in images_dir.iterdir() if p.suffix == ".json")
+    left = images_dir / f".tmp-{record.name}.{dead.pid}.r0badf00d"
+    left.write_bytes(record.read_bytes()[:10])
+    assert chaos.must(f"pod pull -q --tls-verify=false {image_of(images)}", "pull")
+    assert not left.exists()
+    chaos.check_clean("pull")
+    assert chaos.failures == []

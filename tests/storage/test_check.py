@@ -79,16 +79,18 @@ def test_crash_leftovers_are_found_and_repaired_without_touching_good_data(tmp_p
     good = imported(tmp_path, podkit_env, BASE)
     assert storage(podkit_env, "create", "--name", "keep", doc=good).returncode == 0
     # What kill -9 leaves at each step of import and create:
+    # An image record whose only layer is gone.
+    lost = imported(tmp_path, podkit_env, TOP)
+    import shutil
+    shutil.rmtree(Path(lost["image"]["layers"][0]["diff_path"]).parent)
+    # What kill -9 leaves at each step of import and create (after the last import: an
+    # import sweeps the staging files of dead writers itself)
     (root / "layers" / ".tmp-feed.999999999" / "diff").mkdir(parents=True)
     (root / "layers" / ("ab" * 32) / "diff").mkdir(parents=True)
     (root / "images" / ".tmp-x.json.999999999.abcd").write_text("{")
     half = root / "containers" / ("cd" * 32)
     (half / "upper").mkdir(parents=True)
     (root / "containers" / "names" / "ghost").write_text("ef" * 32)
-    # An image record whose only layer is gone.
-    lost = imported(tmp_path, podkit_env, TOP)
-    import shutil
-    shutil.rmtree(Path(lost["image"]["layers"][0]["diff_path"]).parent)
 
     code, report = check(podkit_env)
     assert code == errors.Conflict.exit_code

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -44,15 +45,20 @@ def compression_of(media_type: str) -> str:
 
 
 def _sweep_staging(layout: StoreLayout) -> None:
-    """Remove half-made layers left by a killed import: staging dirs are named
-    ``.tmp-<chain>.<pid>``, and one whose process is gone will never be finished."""
-    try:
-        entries = list(os.scandir(layout.layers))
-    except FileNotFoundError:
-        return
-    for entry in entries:
-        if atomic.abandoned(entry.name):
-            shutil.rmtree(entry.path, ignore_errors=True)
+    """Remove what a killed import left half-made: staging layer dirs and image records
+    (``.tmp-<name>.<pid>...``) whose process is gone will never be finished."""
+    for folder in (layout.layers, layout.images):
+        try:
+            entries = list(os.scandir(folder))
+        except FileNotFoundError:
+            continue
+        for entry in entries:
+            if atomic.abandoned(entry.name):
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(entry.path)
 
 
 def _unpack_layer(layout: StoreLayout, layer: dict[str, Any], chain: str,
