@@ -10,12 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from podkit_common.roots import Roots
 from tests.netsetup.conftest import (  # noqa: F401  (restore_ip_forward: autouse fixture)
-    TEST_NET_STATE,
-    forget_subnets_under,
+    networked,
     restore_ip_forward,
-    teardown_networks,
 )
 
 
@@ -27,15 +24,10 @@ def chaos_env(podkit_env: dict[str, str], tmp_path: Path) -> Iterator[dict[str, 
     home, tmp = tmp_path / "home", tmp_path / "tmp"
     home.mkdir()
     tmp.mkdir()
-    env = {**podkit_env, "PODKIT_NET_STATE_DIR": TEST_NET_STATE, "HOME": str(home),
-           "TMPDIR": str(tmp), "XDG_RUNTIME_DIR": str(home / "run"),
-           "XDG_CONFIG_HOME": str(home / ".config"), "PODKIT_PROGRESS": "none"}
-    env.pop("PODKIT_NETWORK_CONFIG_DIR", None)
-    try:
+    with networked(podkit_env, tmp_path, HOME=str(home), TMPDIR=str(tmp),
+                   XDG_RUNTIME_DIR=str(home / "run"), XDG_CONFIG_HOME=str(home / ".config"),
+                   PODKIT_PROGRESS="none") as env:
         yield env
-    finally:
-        teardown_networks(Roots(Path(env["PODKIT_ROOT"]), Path(env["PODKIT_RUNROOT"])))
-        forget_subnets_under(tmp_path)
 
 
 def image_of(images) -> str:

@@ -14,15 +14,12 @@ from pathlib import Path
 import pytest
 
 from podkit_common import jsonio
-from podkit_common.roots import Roots
 from podkit_common.schemas import SchemaSet
 from tests.netsetup.conftest import (  # noqa: F401  (restore_ip_forward: autouse fixture)
-    TEST_NET_STATE,
-    forget_subnets_under,
     iptables_rules,
     leftover_rules,
+    networked,
     restore_ip_forward,
-    teardown_networks,
 )
 from tests.netsetup.test_attach import fetch, leases, make_network
 from tests.testbed.env import mounts_under
@@ -46,13 +43,8 @@ def env(podkit_env: dict[str, str], tmp_path: Path) -> Iterator[dict[str, str]]:
     for tool in ("conmon", "catatonit"):
         if shutil.which(tool) is None:
             pytest.skip(f"needs {tool}: apt-get install {tool}")
-    env = {**podkit_env, "PODKIT_NET_STATE_DIR": TEST_NET_STATE}
-    env.pop("PODKIT_NETWORK_CONFIG_DIR", None)
-    try:
+    with networked(podkit_env, tmp_path) as env:
         yield env
-    finally:
-        teardown_networks(Roots(Path(env["PODKIT_ROOT"]), Path(env["PODKIT_RUNROOT"])))
-        forget_subnets_under(tmp_path)
 
 
 def ok(proc) -> str:

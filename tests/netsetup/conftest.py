@@ -86,18 +86,28 @@ def restore_ip_forward() -> Iterator[None]:
         update(lambda rec: None)
 
 
+@contextlib.contextmanager
+def networked(podkit_env: dict[str, str], tmp_path: Path,
+              **extra: str) -> Iterator[dict[str, str]]:
+    """podkit_env (plus ``extra``) on the tests' shared subnet registry with the default
+    network config dir; every network, attachment, bridge and subnet record the test
+    made under tmp_path is torn down afterwards, even when the test failed."""
+    env = {**podkit_env, "PODKIT_NET_STATE_DIR": TEST_NET_STATE, **extra}
+    env.pop("PODKIT_NETWORK_CONFIG_DIR", None)
+    try:
+        yield env
+    finally:
+        teardown_networks(Roots(Path(env["PODKIT_ROOT"]), Path(env["PODKIT_RUNROOT"])))
+        forget_subnets_under(tmp_path)
+
+
 @pytest.fixture
 def net_env(podkit_env: dict[str, str], tmp_path: Path) -> Iterator[dict[str, str]]:
-    env = {**podkit_env, "PODKIT_NET_STATE_DIR": TEST_NET_STATE}
-    env.pop("PODKIT_NETWORK_CONFIG_DIR", None)
-    with pytest.MonkeyPatch.context() as mp:
+    """networked(), also for library calls made in this process (the environment)."""
+    with pytest.MonkeyPatch.context() as mp, networked(podkit_env, tmp_path) as env:
         mp.setenv("PODKIT_NET_STATE_DIR", TEST_NET_STATE)
         mp.delenv("PODKIT_NETWORK_CONFIG_DIR", raising=False)
-        try:
-            yield env
-        finally:
-            teardown_networks(Roots(Path(env["PODKIT_ROOT"]), Path(env["PODKIT_RUNROOT"])))
-            forget_subnets_under(tmp_path)
+        yield env
 
 
 def teardown_networks(roots: Roots) -> None:
