@@ -3,6 +3,7 @@ following, and the switch that turns it off. Real processes and files; no mocks.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -10,7 +11,6 @@ import threading
 import time
 from pathlib import Path
 
-import orjson
 import pytest
 
 from podkit_common import errors, events
@@ -73,7 +73,7 @@ def test_concurrent_writers_lose_and_tear_nothing(tmp_path):
     assert len(lines) == 8 * 250
     seen: dict[str, list[int]] = {}
     for raw in lines:
-        event = orjson.loads(raw)  # a torn or interleaved line would not parse
+        event = json.loads(raw)  # a torn or interleaved line would not parse
         SCHEMAS.validate(event, "urn:podkit:common:event")
         seen.setdefault(event["Attributes"]["who"], []).append(int(event["Attributes"]["seq"]))
     assert seen == {f"w{k}": list(range(250)) for k in range(8)}
@@ -102,7 +102,7 @@ def test_rotation_under_concurrency_keeps_every_line_whole(tmp_path):
     assert (d / "events.log").stat().st_size <= 20_000
     kept: dict[str, list[int]] = {}
     for raw in lines:
-        event = orjson.loads(raw)  # whole lines only
+        event = json.loads(raw)  # whole lines only
         kept.setdefault(event["Attributes"]["who"], []).append(int(event["Attributes"]["seq"]))
     assert kept
     # What is kept is a window of the newest events: for each writer still in it, its

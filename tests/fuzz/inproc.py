@@ -8,10 +8,9 @@ from __future__ import annotations
 import contextlib
 import importlib
 import io
+import json
 import sys
 from dataclasses import dataclass
-
-import orjson
 
 from podkit_common import errors
 
@@ -43,7 +42,7 @@ class Outcome:
         """The one error line on stderr, parsed (fails the test when it is not there)."""
         lines = [ln for ln in self.stderr.splitlines() if ln.strip()]
         assert lines, f"exit {self.code} with nothing on stderr"
-        doc = orjson.loads(lines[-1])
+        doc = json.loads(lines[-1])
         assert set(doc) == {"error"}, doc
         return doc["error"]
 
@@ -92,7 +91,7 @@ def assert_clean_outcome(out: Outcome, *, allowed: set[int] | None = None) -> No
     if out.code == 0:
         for line in out.stdout.splitlines():
             if line.strip():
-                orjson.loads(line)
+                json.loads(line)
         return
     codes = DOCUMENTED_FAILURES if allowed is None else allowed
     err = out.envelope()

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import subprocess
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import orjson
 import pytest
 
 from tests.fuzz.inproc import Outcome
@@ -99,7 +99,7 @@ def big_images(registry) -> dict[str, str]:
 
 def _ok(out: Outcome) -> dict:
     assert out.code == 0, out.stderr.decode(errors="replace")
-    return orjson.loads(out.stdout.splitlines()[-1]) if out.stdout.startswith(b"{") else {}
+    return json.loads(out.stdout.splitlines()[-1]) if out.stdout.startswith(b"{") else {}
 
 
 def _assert_no_space(out: Outcome, code: int = 11, *, output: bool = False) -> None:

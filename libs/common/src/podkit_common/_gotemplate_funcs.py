@@ -5,9 +5,12 @@ functions)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Mapping
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 class _Missing:
     """A missing map key: prints as Go's "<no value>", is false in conditions."""
@@ -122,12 +125,12 @@ class _CallError(Exception):
 # --------------------------------------------------------------------------- functions
 
 def _json(value: Any) -> str:
-    import orjson
+    from podkit_common.jsonio import dumps
 
     if value is MISSING:
         return "null"
     try:
-        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+        return dumps(value).decode()
     except TypeError as exc:
         raise _CallError(f"error calling json: {exc}") from None
 

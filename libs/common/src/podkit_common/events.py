@@ -30,14 +30,18 @@ then new events as they are written, across rotations), :func:`compile_filter`
 (podman's ``--filter``, ``--since``, ``--until``) and :func:`parse_time`.
 
 This module is imported by every stage's hot path: it imports nothing but ``os`` at
-import time (orjson only when an event is written; datetime only to parse times).
+import time (json only when an event is written or read; datetime only to parse times).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from collections.abc import Mapping
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from typing import Any
 
 #: podman's default events_logfile_max_size
 DEFAULT_MAX_SIZE = 1_000_000
@@ -165,9 +169,9 @@ def append(path: str, event: Mapping[str, Any], limit: int | None = None) -> Non
     """Write ``event`` as one line; rotate first when it would pass ``limit`` bytes."""
     import fcntl
 
-    import orjson
+    from podkit_common.jsonio import dumps
 
-    line = orjson.dumps(event) + b"\n"
+    line = dumps(event) + b"\n"
     limit = max_size() if limit is None else limit
     flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
     try:
@@ -199,11 +203,11 @@ def append(path: str, event: Mapping[str, Any], limit: int | None = None) -> Non
 # -- reading ----------------------------------------------------------------------------
 
 def _parse_line(line: bytes) -> dict[str, Any] | None:
-    import orjson
+    from podkit_common.jsonio import InvalidDocument, loads
 
     try:
-        event = orjson.loads(line)
-    except orjson.JSONDecodeError:
+        event = loads(line)
+    except InvalidDocument:
         return None
     return event if isinstance(event, dict) and "Status" in event else None
 
