@@ -20,7 +20,7 @@ from podkit_runtime import fast_path as runtime_fast
 from podkit_runtime.cli import app as runtime_app
 from tests.testbed.env import venv_bin
 
-HOT = ["run", "create", "ps", "start", "cleanup",
+HOT = ["run", "create", "ps", "start", "cleanup", "images",
        # pods: tests/pod/test_pod_fast_path.py compares their parses with typer's
        "pod create", "pod start", "pod stop", "pod rm", "pod ps", "pod ls", "pod inspect"]
 #: tool -> (its typer app and module, its FastPath, the commands its spec covers)
@@ -96,6 +96,9 @@ SAME: list[list[str]] = [
     ["ps", "-n", "3", "--sort=names", "--pod"], ["ps", "-an2"], ["ps", "--format=json", "-l"],
     ["start", "c1"], ["start", "c1", "c2"], ["start", "--", "-odd-name"],
     ["cleanup", "abc"], ["cleanup", "--rm", "abc"], ["--root", "/r", "cleanup", "abc"],
+    ["images"], ["images", "-a", "--digests"], ["images", "-q"], ["-q", "images"],
+    ["images", "--format", "json"], ["images", "--filter", "dangling=true", "-f", "label=a"],
+    ["images", "busybox", "--sort", "size", "-n", "--no-trunc"], ["images", "-aqn"],
 ]
 SAME_RUNTIME: list[list[str]] = [
     ["cleanup", "abc"], ["cleanup", "--rm", "abc"],
@@ -120,7 +123,8 @@ DOUBT: list[list[str]] = [
     ["run", "--health-retries", "many", IMG],
     ["create", "-d", IMG],  # create has no --detach
     ["--progress", "loud", "run", IMG], ["--root"], ["--version", "run", IMG],
-    ["--help"], ["images"], ["nosuchcommand", IMG],
+    ["--help"], ["image", "ls"], ["images", "a", "b"], ["images", "--sort"],
+    ["nosuchcommand", IMG],
     ["start"], ["start", "-a", "c1"], ["ps", "-n", "x"], ["ps", "--format"], ["ps", "extra"],
     ["ps", "--help"], ["ps", "-x"], ["cleanup"], ["cleanup", "--rm=1", "x"], ["cleanup", "a", "b"],
 ]
@@ -195,7 +199,7 @@ def test_an_engine_error_on_the_fast_path_is_the_envelope_and_125(tmp_path: Path
     assert error["tool"] == "pod" and error["type"] == "NotFound"
 
 
-HOT_LINES = [(["pod", "ps", "-a"], 0), (["pod", "start", "nosuch"], 125),
+HOT_LINES = [(["pod", "ps", "-a"], 0), (["pod", "start", "nosuch"], 125), (["pod", "images"], 0),
              (["pod", "cleanup", "nosuch"], 0), (["pod-runtime", "cleanup", "--rm", "nosuch"], 0)]
 
 

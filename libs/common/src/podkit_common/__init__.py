@@ -4,7 +4,7 @@ Modules (import the one you need; this package imports nothing on its own so tha
 stage's cold start stays cheap):
 
 - ``errors``   the exception tree, the exit-code table, the JSON error envelope
-- ``jsonio``   one JSON document in, one out (orjson); JSON lines for listings
+- ``jsonio``   one JSON document in, one out (stdlib json); JSON lines for listings
 - ``schemas``  the local schema registry (URN ``$id``s, no network)
 - ``roots``    ``--root`` / ``--runroot`` / PODKIT_ROOT / PODKIT_RUNROOT resolution
 - ``atomic``   temp + fsync + rename writes

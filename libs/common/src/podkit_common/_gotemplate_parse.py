@@ -9,16 +9,18 @@ A pipe is (declared_vars, is_declaration, [command]); a command is a list of ope
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from podkit_common.errors import UsageError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class TemplateError(UsageError):
     """A --format template that does not parse or cannot be executed (podman: 125)."""
 
     default_hint = "see podman's --format: {{.Field}}, table, json"
-
 
 
 _TOKEN = re.compile(r"""
@@ -90,7 +92,6 @@ def _unquote(text: str) -> str:
         out.append(ch)
         i += 1
     return "".join(out)
-
 
 
 class _Parser:

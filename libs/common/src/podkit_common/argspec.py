@@ -16,11 +16,14 @@ import importlib
 import inspect
 import sys
 import typing
-from typing import Any
 
 import typer
 import typer.main as tm
 from typer import _click as click
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class UnsupportedCommand(ValueError):

@@ -26,11 +26,14 @@ group's verb is a command named by both words (``"pod create"``: the ``create`` 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
-from typing import Any
 
 from podkit_common.cli_base import GLOBAL_FLAGS, GLOBAL_WITH_VALUE, Globals
 from podkit_common.progress import MODES as PROGRESS_MODES
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from typing import Any
 
 
 class Parsed:
@@ -180,7 +183,8 @@ def _assign_arguments(arguments: list[list[Any]], positionals: list[str],
     return not rest
 
 
-Body = Callable[[Globals, dict[str, Any]], Any]
+if TYPE_CHECKING:
+    Body = Callable[[Globals, dict[str, Any]], Any]
 
 
 class FastPath:

@@ -40,8 +40,7 @@ This module imports nothing heavy: ``pod ... --version`` stays cheap.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping
 
 from podkit_common._gotemplate_funcs import (
     _FUNCS,
@@ -58,6 +57,11 @@ from podkit_common._gotemplate_funcs import (
 )
 from podkit_common._gotemplate_parse import TemplateError, _Parser
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+    from typing import Any
+
 __all__ = ["MAP_FIELDS", "MISSING", "TemplateError", "go_json", "go_sprintf", "go_str",
            "header_name", "headers_for", "is_json", "normalize", "render_one", "render_rows",
            "tabwrite"]
@@ -70,7 +74,6 @@ MAP_FIELDS = frozenset({
 
 
 # --------------------------------------------------------------------------- headers
-
 
 
 def _camel_split(name: str) -> list[str]:

@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import time
-from calendar import timegm
 
 _UNITS = ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB")
 
@@ -62,14 +61,41 @@ def human_duration(seconds: float) -> str:
     return f"{int(seconds // 3600) // 24 // 365} years"
 
 
+_MONTH_DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def utc_seconds(text: str) -> int | None:
+    """``YYYY-MM-DDTHH:MM:SS`` (UTC) as Unix seconds, or None; what
+    ``calendar.timegm(time.strptime(...))`` gives, without importing calendar and
+    datetime (strptime's) on the path of ``pod ps``."""
+    if len(text) != 19 or text[4] != "-" or text[7] != "-" or text[10] not in "Tt" \
+            or text[13] != ":" or text[16] != ":":
+        return None
+    parts = (text[0:4], text[5:7], text[8:10], text[11:13], text[14:16], text[17:19])
+    if not all(p.isdigit() and p.isascii() for p in parts):
+        return None
+    y, m, d, hh, mm, ss = (int(p) for p in parts)
+    leap = y % 4 == 0 and (y % 100 != 0 or y % 400 == 0)
+    if not (1 <= m <= 12 and 1 <= d <= _MONTH_DAYS[m - 1] + (m == 2 and leap)
+            and hh <= 23 and mm <= 59 and ss <= 61):
+        return None
+    # Days from 1970-01-01 to the civil date (H. Hinnant's days_from_civil).
+    y -= m <= 2
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    days = era * 146097 + doe - 719468
+    return days * 86400 + hh * 3600 + mm * 60 + ss
+
+
 def parse_time(stamp: str | None) -> float | None:
     """Seconds since the epoch of an RFC 3339 time (``2023-11-14T22:13:20Z``, fractions
     and offsets allowed); None when absent or unreadable."""
     if not stamp:
         return None
-    try:
-        base = timegm(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S"))
-    except ValueError:
+    base = utc_seconds(stamp[:19])
+    if base is None:
         return None
     rest = stamp[19:]
     frac = 0.0

@@ -9,7 +9,10 @@ marked block so that several writers (the runtime, the network stage) can share 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 def replace_block(text: str, block_lines: list[str], begin: str, end: str) -> str:

@@ -7,9 +7,12 @@ Thread-safe: parallel downloads report into one Progress.
 from __future__ import annotations
 
 import sys
-import threading
 import time
-from typing import TextIO
+from _thread import allocate_lock  # threading.Lock itself, without importing threading
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from typing import TextIO
 
 MODES = ("auto", "bar", "json", "none")
 
@@ -60,7 +63,7 @@ class Progress:
             mode = "bar" if self.stream.isatty() else "none"
         self.mode = mode
         self.interval = interval
-        self._lock = threading.Lock()
+        self._lock = allocate_lock()
         self._last = 0.0
         self._tasks: list[Task] = []
         self._bar_width = 0

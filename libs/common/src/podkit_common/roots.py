@@ -7,14 +7,15 @@ Precedence: the command-line flag, then PODKIT_ROOT / PODKIT_RUNROOT, then the d
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
+
+from podkit_common.records import record
 
 DEFAULT_ROOT = "/var/lib/podkit"
 DEFAULT_RUNROOT = "/run/podkit"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Roots:
     root: Path
     runroot: Path

@@ -8,13 +8,16 @@ actually validated, so listing schemas or printing ``--help`` stays cheap.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from functools import cached_property
 from importlib import resources
-from typing import Any
 
 from podkit_common.errors import InvalidDocument
 from podkit_common.jsonio import loads
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from typing import Any
 
 COMMON_PACKAGE = "podkit_common"
 

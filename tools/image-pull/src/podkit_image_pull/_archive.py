@@ -23,9 +23,9 @@ from contextlib import AbstractContextManager
 from functools import cached_property
 from typing import Any
 
-import orjson
-
+from podkit_common import jsonio
 from podkit_common.errors import (
+    InvalidDocument,
     NotFound,
     NotImplementedYet,
     UnsafeContent,
@@ -98,10 +98,9 @@ class DockerArchiveSource:
         self.description = f"docker archive {ref.path}"
         raw = tar.read("manifest.json", MAX_MANIFEST_BYTES)
         try:
-            entries = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise VerificationFailed(f"{self.description}: manifest.json is not valid JSON: "
-                                     f"{exc}") from None
+            entries = jsonio.loads(raw, what="manifest.json")
+        except InvalidDocument as exc:
+            raise VerificationFailed(f"{self.description}: {exc.message}") from None
         if not isinstance(entries, list):
             raise VerificationFailed(f"{self.description}: manifest.json is not a list")
         self.images = [ArchiveImage(e, i, self.description) for i, e in enumerate(entries)]
@@ -205,7 +204,7 @@ class DockerArchiveSource:
                     f"config's diff_id is {diff_ids[i]}")
             self._blobs[digest] = member
             layers.append({"mediaType": media_type, "size": size, "digest": digest})
-        return orjson.dumps({
+        return jsonio.dumps({
             "schemaVersion": 2,
             "mediaType": DOCKER_V2S2,
             "config": {"mediaType": DOCKER_CONFIG, "size": len(config), "digest": config_digest},

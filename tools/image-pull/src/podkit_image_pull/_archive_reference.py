@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from podkit_common.errors import UsageError
+from podkit_common.records import record
 from podkit_image_pull._reference import ImageReference, _parse_docker_name
 
 ARCHIVE_TRANSPORTS = ("oci", "oci-archive", "docker-archive")
@@ -36,7 +36,7 @@ _HINTS = {
 }
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ArchiveReference(ImageReference):
     """An image in a local layout or archive: ``path`` and what picks it there.
 

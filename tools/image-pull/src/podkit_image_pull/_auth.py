@@ -28,14 +28,13 @@ import os
 import re
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from podkit_common.errors import AuthenticationFailed, UsageError
+from podkit_common import jsonio
+from podkit_common.errors import AuthenticationFailed, InvalidDocument, UsageError
+from podkit_common.records import field, record
 
 #: The registries.conf credential-helpers name that means "the auth files".
 AUTH_FILES_HELPER = "containers-auth.json"
@@ -47,7 +46,7 @@ _HELPER_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _MAX_AUTH_FILE = 4 * 1024 * 1024
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Credentials:
     """A user name and password, or an identity (OAuth2 refresh) token, and their origin.
 
@@ -81,7 +80,7 @@ def parse_credentials(text: str, *, origin: str = "--creds") -> Credentials:
 
 # --- the auth files ---------------------------------------------------------------------
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class AuthFile:
     """One auth file to read; ``legacy`` is the old ``~/.dockercfg`` format (no ``auths``)."""
 
@@ -237,9 +236,9 @@ def _read_auth_file(path: Path) -> dict[str, Any] | None:
     if not data.strip():
         return None
     try:
-        doc = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise AuthenticationFailed(f"auth file {path} is not valid JSON: {exc}") from None
+        doc = jsonio.loads(data, what=f"auth file {path}")
+    except InvalidDocument as exc:
+        raise AuthenticationFailed(exc.message) from None
     if not isinstance(doc, dict):
         raise AuthenticationFailed(f"auth file {path} is not a JSON object")
     return doc
@@ -301,8 +300,8 @@ def run_credential_helper(name: str, server: str, *, env: Mapping[str, str] | No
         raise AuthenticationFailed(f"credential helper {program} failed for {server} "
                                    f"(exit {done.returncode}): {said}")
     try:
-        answer = orjson.loads(done.stdout)
-    except orjson.JSONDecodeError:
+        answer = jsonio.loads(done.stdout)
+    except InvalidDocument:
         raise AuthenticationFailed(f"credential helper {program} did not answer JSON") from None
     if not isinstance(answer, dict):
         raise AuthenticationFailed(f"credential helper {program} did not answer a JSON object")

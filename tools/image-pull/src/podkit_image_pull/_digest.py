@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
 
 from podkit_common.errors import PodkitError, UsageError
+from podkit_common.records import record
 
 #: Hex length of each supported algorithm.
 ALGORITHMS: dict[str, int] = {"sha256": 64, "sha512": 128}
@@ -19,7 +19,7 @@ ALGORITHMS: dict[str, int] = {"sha256": 64, "sha512": 128}
 _DIGEST_RE = re.compile(r"(sha256):([a-f0-9]{64})|(sha512):([a-f0-9]{128})")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Digest:
     """A validated digest; ``str(d)`` is its ``algorithm:hex`` form."""
 

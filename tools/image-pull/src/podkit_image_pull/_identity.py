@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from podkit_common.errors import InvalidDocument
+from podkit_common.records import record
 
 DEFAULT_DOMAIN = "docker.io"
 _LEGACY_DOMAIN = "index.docker.io"
@@ -39,7 +39,7 @@ _DIGEST_RE = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0
 _HEX64_RE = re.compile(r"[a-f0-9]{64}")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class DockerName:
     """A normalised docker reference: ``name`` (domain/path), and a tag and/or digest."""
 
@@ -152,7 +152,7 @@ IDENTITY_TYPES = ("matchExact", "matchRepoDigestOrExact", "matchRepository",
                   "exactReference", "exactRepository", "remapIdentity")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class IdentityRule:
     """One ``signedIdentity`` rule; ``value``/``signed_prefix`` hold its parameters."""
 

@@ -19,7 +19,6 @@ one flat object like skopeo's (``schemas/inspect.json``)::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from podkit_common.errors import (
@@ -29,6 +28,7 @@ from podkit_common.errors import (
     UsageError,
     VerificationFailed,
 )
+from podkit_common.records import record
 from podkit_image_pull._digest import DigestHasher, parse_digest
 from podkit_image_pull._manifest import (
     ACCEPT_ALL,
@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 RAW_WHAT = ("manifest", "config")
 
 
-@dataclass
+@record
 class ResolvedImage:
     """An image's verified manifest (and the list it came from) and config."""
 

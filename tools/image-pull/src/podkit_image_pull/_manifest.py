@@ -8,11 +8,11 @@ trust it to describe the content), never a crash.
 from __future__ import annotations
 
 import platform as _platform
-from dataclasses import dataclass
 from typing import Any
 
 from podkit_common.errors import NotFound, NotImplementedYet, UsageError, VerificationFailed
 from podkit_common.jsonio import loads
+from podkit_common.records import record
 from podkit_image_pull._digest import parse_digest
 
 DOCKER_V2S2 = "application/vnd.docker.distribution.manifest.v2+json"
@@ -36,7 +36,7 @@ MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Descriptor:
     """A validated content descriptor from a manifest or index."""
 
@@ -48,7 +48,7 @@ class Descriptor:
     urls: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Platform:
     """An ``os/architecture[/variant]`` triple."""
 

@@ -34,11 +34,11 @@ import base64
 import binascii
 import json
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from podkit_common.errors import InvalidDocument, NotFound, from_os_error
+from podkit_common.records import field, record
 from podkit_image_pull._identity import (
     DEFAULT_IDENTITY,
     IdentityRule,
@@ -63,7 +63,7 @@ _FIELDS = {
 }
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Requirement:
     """One policy requirement. ``unsupported`` names a part that is not built yet."""
 
@@ -89,7 +89,7 @@ class Requirement:
         return " ".join(parts)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Policy:
     """A parsed policy.json; ``source`` is the file it came from (for messages)."""
 

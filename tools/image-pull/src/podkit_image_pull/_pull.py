@@ -17,11 +17,11 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import closing, contextmanager
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from podkit_common.errors import RemoteError, VerificationFailed
 from podkit_common.progress import NULL, Progress
+from podkit_common.records import replace
 from podkit_image_pull._blobs import BlobStore
 from podkit_image_pull._manifest import (
     MAX_CONFIG_BYTES,

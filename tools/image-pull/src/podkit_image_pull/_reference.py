@@ -18,10 +18,10 @@ registries; ``short_name`` marks them so registries.conf resolution can take ove
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from podkit_common.errors import NotImplementedYet, UsageError
+from podkit_common.records import record
 from podkit_image_pull._digest import parse_digest
 
 DEFAULT_REGISTRY = "docker.io"
@@ -41,7 +41,7 @@ _ID_RE = re.compile(r"[a-f0-9]{64}")
 _OTHER_TRANSPORTS = ("dir", "containers-storage", "docker-daemon", "tarball", "sif")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ImageReference:
     """A parsed, normalised image reference."""
 

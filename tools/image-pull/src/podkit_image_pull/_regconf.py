@@ -21,11 +21,11 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from podkit_common.errors import UsageError
+from podkit_common.records import field, record
 from podkit_image_pull._reference import _DOMAIN_RE, parse_reference
 
 SYSTEM_REGISTRIES_CONF = Path("/etc/containers/registries.conf")
@@ -39,7 +39,7 @@ DEFAULT_SHORT_NAME_MODE = "permissive"
 _MAX_CONF_BYTES = 4 * 1024 * 1024
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Endpoint:
     """A place to pull from: ``host[:port][/namespace]``, possibly insecure."""
 
@@ -49,7 +49,7 @@ class Endpoint:
     pull_from_mirror: str = ""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Registry:
     """One ``[[registry]]`` table: names under ``prefix`` are fetched from ``location``."""
 
@@ -62,7 +62,7 @@ class Registry:
     origin: str = ""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Alias:
     """A short-name alias: the fully qualified repository, or None where a later file
     removed it (an empty value)."""
@@ -71,7 +71,7 @@ class Alias:
     origin: str
 
 
-@dataclass
+@record
 class RegistriesConf:
     """The merged configuration of registries.conf and its drop-ins."""
 

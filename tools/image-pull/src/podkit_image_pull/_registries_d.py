@@ -25,11 +25,11 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from podkit_common.errors import InvalidDocument, from_os_error
+from podkit_common.records import field, record
 
 SYSTEM_DIR = "/etc/containers/registries.d"
 USER_DIR = ".config/containers/registries.d"
@@ -43,7 +43,7 @@ _NAMESPACE_KEYS = ("lookaside", "lookaside-staging", "sigstore", "sigstore-stagi
                    "use-sigstore-attachments")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Namespace:
     """The settings of one ``docker`` namespace or of ``default-docker``."""
 
@@ -51,7 +51,7 @@ class Namespace:
     use_sigstore_attachments: bool | None = None
 
 
-@dataclass
+@record
 class SignatureStorage:
     """The merged registries.d configuration; ``sources`` lists the files read."""
 

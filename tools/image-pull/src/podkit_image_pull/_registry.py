@@ -18,18 +18,19 @@ import re
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 
 import httpx
-import orjson
 
+from podkit_common import jsonio
 from podkit_common.errors import (
     AuthenticationFailed,
+    InvalidDocument,
     NotFound,
     PodkitError,
     RemoteError,
     VerificationFailed,
 )
+from podkit_common.records import field, record
 from podkit_image_pull import __version__
 from podkit_image_pull._auth import CredentialsLike
 from podkit_image_pull._certs import tls_context
@@ -55,7 +56,7 @@ _MAX_ERROR_BODY = 64 * 1024
 _PARAM_RE = re.compile(r'\s*([A-Za-z0-9_.-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))\s*,?')
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Challenge:
     """A parsed ``WWW-Authenticate`` header: the scheme (lowercased) and its parameters."""
 
@@ -341,8 +342,8 @@ def _registry_message(resp: httpx.Response) -> str:
     except PodkitError:
         return ""
     try:
-        errors = orjson.loads(body).get("errors")
-    except (orjson.JSONDecodeError, AttributeError):
+        errors = jsonio.loads(body).get("errors")
+    except (InvalidDocument, AttributeError):
         return ""
     if not isinstance(errors, list):
         return ""

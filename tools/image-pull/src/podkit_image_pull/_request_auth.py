@@ -20,13 +20,12 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-import orjson
-
-from podkit_common.errors import AuthenticationFailed, RemoteError
+from podkit_common import jsonio
+from podkit_common.errors import AuthenticationFailed, InvalidDocument, RemoteError
+from podkit_common.records import field, record
 from podkit_image_pull._auth import Credentials, CredentialsLike
 
 if TYPE_CHECKING:
@@ -39,7 +38,7 @@ MIN_TOKEN_LIFETIME = 60.0
 _MAX_TOKEN_ANSWER = 1024 * 1024
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class BearerToken:
     """A registry token and the wall-clock time (``time.time()``) it expires at."""
 
@@ -181,8 +180,8 @@ def _said(body: bytes) -> str:
     """``: message`` from a token server's error answer (distribution's ``errors`` list,
     OAuth2's ``error_description``, or ``details``), else ''."""
     try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError:
+        doc = jsonio.loads(body)
+    except InvalidDocument:
         return ""
     if not isinstance(doc, dict):
         return ""
@@ -220,8 +219,8 @@ def _limited_body(resp: httpx.Response) -> bytes:
 def parse_token_answer(body: bytes, what: str, *, now: float) -> BearerToken:
     """Parse a token server's JSON (``token``/``access_token``, ``expires_in``, ``issued_at``)."""
     try:
-        answer = orjson.loads(body)
-    except orjson.JSONDecodeError:
+        answer = jsonio.loads(body)
+    except InvalidDocument:
         raise RemoteError(f"{what}: the token server did not answer JSON") from None
     if not isinstance(answer, dict):
         raise RemoteError(f"{what}: the token server did not answer a JSON object")

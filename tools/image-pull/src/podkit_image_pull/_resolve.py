@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from podkit_common.errors import NotFound, PermissionDenied, RemoteError, UsageError
+from podkit_common.records import record
 from podkit_image_pull._reference import ImageReference, parse_reference
 from podkit_image_pull._regconf import (
     Alias,
@@ -43,7 +43,7 @@ T = TypeVar("T")
 _TAG_PLACEHOLDER = "latest"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class PullSource:
     """One endpoint to try for a candidate: registry, repository there, trust."""
 
@@ -57,7 +57,7 @@ class PullSource:
         return f"{self.registry}/{self.repository}"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Candidate:
     """A fully qualified name to try, with its endpoints (mirrors first), or the
     registries.conf entry that blocks it."""
@@ -67,7 +67,7 @@ class Candidate:
     blocked_by: Registry | None = None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class PullPlan:
     """What a reference resolved to: candidates in order and why (for messages)."""
 

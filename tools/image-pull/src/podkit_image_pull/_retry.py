@@ -22,12 +22,12 @@ import random
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
 from podkit_common.errors import RemoteError, UsageError
+from podkit_common.records import field, record, replace
 
 T = TypeVar("T")
 
@@ -59,7 +59,7 @@ def gave_up(exc: BaseException) -> bool:
     return getattr(exc, "attempts", None) is not None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class RetryPolicy:
     """How hard a pull tries: attempts per request, waits between them, network timeouts.
 

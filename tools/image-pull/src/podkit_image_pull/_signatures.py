@@ -23,7 +23,6 @@ from __future__ import annotations
 import base64
 import json
 import urllib.parse
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from podkit_common.errors import (
@@ -33,6 +32,7 @@ from podkit_common.errors import (
     VerificationFailed,
     from_os_error,
 )
+from podkit_common.records import field, record
 from podkit_image_pull._digest import digest_of, parse_digest
 from podkit_image_pull._manifest import OCI_MANIFEST, media_type_of, parse_json_object
 
@@ -50,7 +50,7 @@ MAX_SIGNATURE_LIST_BYTES = 4 * 1024 * 1024
 MAX_SIGNATURES = 128
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class FetchedSignature:
     """One unverified signature and where it came from.
 

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, closing
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from podkit_common.errors import NotImplementedYet
+from podkit_common.records import record
 
 if TYPE_CHECKING:
     import httpx
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-@dataclass
+@record
 class BlobStream:
     """An open blob: ``size`` if the transport knows it (else None) and the byte chunks.
 
@@ -162,7 +162,7 @@ def open_local_source(ref: ImageReference) -> ImageSource:
     raise NotImplementedYet(f"the {ref.transport}: transport is not supported yet")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ChosenManifest:
     """The manifest a source was opened on, or the child a list/index chose for ``want``."""
 

@@ -12,9 +12,9 @@ import re
 from typing import TYPE_CHECKING
 
 import httpx
-import orjson
 
-from podkit_common.errors import RemoteError, VerificationFailed
+from podkit_common import jsonio
+from podkit_common.errors import InvalidDocument, RemoteError, VerificationFailed
 from podkit_image_pull._reference import check_repository
 
 if TYPE_CHECKING:
@@ -79,8 +79,8 @@ def list_registry_tags(client: RegistryClient, repository: str,
 
 def _page_tags(body: bytes, what: str) -> list[str]:
     try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError:
+        doc = jsonio.loads(body)
+    except InvalidDocument:
         raise VerificationFailed(f"{what}: the registry's answer is not JSON") from None
     if not isinstance(doc, dict):
         raise VerificationFailed(f"{what}: the registry's answer is not a JSON object")

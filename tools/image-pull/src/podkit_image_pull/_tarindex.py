@@ -19,7 +19,6 @@ import posixpath
 import stat
 import tarfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from podkit_common.errors import (
     NotFound,
@@ -28,6 +27,7 @@ from podkit_common.errors import (
     VerificationFailed,
     from_os_error,
 )
+from podkit_common.records import record
 from podkit_image_pull._source import BlobStream
 
 CHUNK = 1024 * 1024
@@ -37,7 +37,7 @@ _COMPRESSED = ((b"\x1f\x8b", "gzip"), (b"\x28\xb5\x2f\xfd", "zstd"), (b"BZh", "b
                (b"\xfd7zXZ\x00", "xz"))
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class TarMember:
     """One member: ``kind`` is file, dir, symlink, hardlink or other."""
 

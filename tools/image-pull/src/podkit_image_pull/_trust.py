@@ -18,11 +18,11 @@ manifest is fetched and before any blob is stored, so a rejected image
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from podkit_common.errors import NotFound, NotImplementedYet, VerificationFailed
+from podkit_common.records import record
 from podkit_image_pull._identity import (
     DEFAULT_IDENTITY,
     PATH_TRANSPORTS,
@@ -181,7 +181,7 @@ def _first_accepted(req: Requirement, found: list[FetchedSignature], keys: list[
 
 # --- the pull's hook -------------------------------------------------------------------
 
-@dataclass
+@record
 class TrustCheck:
     """A loaded policy (and registries.d, read when signatures are needed) for one pull."""
 

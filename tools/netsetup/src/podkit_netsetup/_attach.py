@@ -16,19 +16,22 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from podkit_common import atomic, errors
+from podkit_common.records import record
 from podkit_common.roots import Roots, resolve_roots
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from typing import Any
 
 #: Modes that need no CNI plugin.
 LOCAL_MODES = ("none", "host")
 DEFAULT_ALIASES = ("bridge", "default", "")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class AttachOptions:
     """podman's network options for one container."""
 

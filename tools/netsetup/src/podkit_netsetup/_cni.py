@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
 
 from podkit_common import errors
 from podkit_common.jsonio import dumps, loads
+from podkit_common.records import field, record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 PLUGIN_DIRS = ("/usr/local/libexec/cni", "/usr/libexec/cni", "/usr/local/lib/cni",
                "/usr/lib/cni", "/opt/cni/bin")
@@ -43,7 +46,7 @@ def find_plugin(kind: str, dirs: list[str]) -> str:
                           hint="install containernetworking-plugins (or set PODKIT_CNI_PATH)")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class RuntimeConf:
     """What the runtime knows about one attachment (libcni's RuntimeConf)."""
 
@@ -66,7 +69,8 @@ class PluginFailed(errors.RuntimeFailure):
 
 
 #: (argv0, env, stdin bytes) -> (returncode, stdout bytes, stderr bytes)
-PluginRunner = Callable[[str, dict[str, str], bytes], tuple[int, bytes, bytes]]
+if TYPE_CHECKING:
+    PluginRunner = Callable[[str, dict[str, str], bytes], tuple[int, bytes, bytes]]
 
 
 def run_plugin_process(binary: str, env: dict[str, str], stdin: bytes) -> tuple[int, bytes, bytes]:
@@ -89,7 +93,7 @@ def plugin_stdin(plugin: dict[str, Any], conflist: dict[str, Any], rt: RuntimeCo
     return conf
 
 
-@dataclass
+@record
 class CniRuntime:
     dirs: list[str] = field(default_factory=plugin_path)
     runner: PluginRunner = run_plugin_process

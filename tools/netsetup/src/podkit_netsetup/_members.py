@@ -11,11 +11,13 @@ the change: a rename would leave them the old file.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from podkit_common import atomic, errors, inplace
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
 if TYPE_CHECKING:
+    from typing import Any
+
     from podkit_netsetup._networks import NetworkStore
 
 BEGIN = "# podkit network members: begin (generated, rewritten as members change)"

@@ -9,12 +9,8 @@ pyroute2.
 
 from __future__ import annotations
 
-import ctypes
 import fcntl
 import os
-import socket
-import struct
-import threading
 from pathlib import Path
 
 from podkit_common import errors
@@ -26,16 +22,32 @@ SIOCGIFFLAGS = 0x8913
 SIOCSIFFLAGS = 0x8914
 IFF_UP = 0x1
 
-_libc = ctypes.CDLL(None, use_errno=True)
+_libc_handle = None
+
+
+def _libc():  # -> ctypes.CDLL
+    """The process's libc, loaded on first use: `pod start` asks ``mounted`` without
+    paying for ctypes."""
+    global _libc_handle
+    if _libc_handle is None:
+        import ctypes
+
+        _libc_handle = ctypes.CDLL(None, use_errno=True)
+    return _libc_handle
 
 
 def _oserror(what: str) -> OSError:
+    import ctypes
+
     err = ctypes.get_errno()
     return OSError(err, f"{what}: {os.strerror(err)}")
 
 
 def loopback_up() -> None:
     """Bring ``lo`` up in the calling thread's network namespace."""
+    import socket
+    import struct
+
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         req = struct.pack("16sH14s", b"lo", 0, b"")
         flags = struct.unpack("16sH14s", fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, req))[1]
@@ -43,11 +55,13 @@ def loopback_up() -> None:
 
 
 def _make(path: Path, failure: list[BaseException]) -> None:
+    import threading
+
     try:
-        if _libc.unshare(CLONE_NEWNET) != 0:
+        if _libc().unshare(CLONE_NEWNET) != 0:
             raise _oserror("unshare(CLONE_NEWNET)")
         src = f"/proc/self/task/{threading.get_native_id()}/ns/net".encode()
-        if _libc.mount(src, os.fsencode(path), None, MS_BIND, None) != 0:
+        if _libc().mount(src, os.fsencode(path), None, MS_BIND, None) != 0:
             raise _oserror(f"bind mount onto {path}")
         loopback_up()
     except BaseException as exc:  # reported to the caller's thread
@@ -56,6 +70,8 @@ def _make(path: Path, failure: list[BaseException]) -> None:
 
 def create_netns(path: str | os.PathLike[str]) -> Path:
     """Create a network namespace held by a bind mount on ``path`` (lo up)."""
+    import threading
+
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(target, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
@@ -97,10 +113,12 @@ def _remove_file(path: Path) -> None:
 
 def delete_netns(path: str | os.PathLike[str]) -> bool:
     """Unmount and remove a namespace file made by :func:`create_netns`; False if absent."""
+    import ctypes
+
     target = Path(path)
     if not target.exists():
         return False
-    if _libc.umount2(os.fsencode(target), MNT_DETACH) != 0:
+    if _libc().umount2(os.fsencode(target), MNT_DETACH) != 0:
         err = ctypes.get_errno()
         if err not in (22, 2):  # EINVAL: not mounted (half-made); ENOENT: gone
             raise errors.RuntimeFailure(f"unmount network namespace {target}: "

@@ -17,13 +17,16 @@ import ipaddress
 import os
 import re
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from podkit_common import atomic, errors
+from podkit_common.records import field, record
 from podkit_common.roots import Roots
 from podkit_netsetup import _subnets
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from typing import Any
 
 CNI_VERSION = "1.0.0"
 DEFAULT_NETWORK = "podkit"
@@ -40,7 +43,7 @@ def config_dir(roots: Roots, override: str | os.PathLike[str] | None = None) -> 
     return Path(os.path.abspath(chosen)) if chosen else roots.root / "networks"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class NetworkSpec:
     """What `network create` asks for; None means "choose for me"."""
 

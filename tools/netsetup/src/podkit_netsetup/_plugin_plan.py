@@ -10,7 +10,10 @@ plugins ADD ran, also after a crash or once the network's conflist has changed.
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from typing import Any
+
 
 #: plugin type -> (capability args, CNI_ARGS keys) that are its only inputs when its
 #: object holds nothing but ``type`` and ``capabilities``: with none of them set for

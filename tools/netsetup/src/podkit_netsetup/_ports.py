@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Callable, Iterable
-from typing import Any
 
 from podkit_common import errors
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+    from typing import Any
 
 PROTOCOLS = ("tcp", "udp", "sctp")
 

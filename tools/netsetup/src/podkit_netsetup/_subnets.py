@@ -16,11 +16,14 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import os
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from podkit_common import atomic, errors
 from podkit_common.locks import FileLock
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
 
 Net = ipaddress.IPv4Network | ipaddress.IPv6Network
 

@@ -5,7 +5,10 @@ same parameters, the command's keyword arguments by name."""
 from __future__ import annotations
 
 import sys
-from typing import Any
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def ps_body(obj: Any, p: dict[str, Any]) -> None:
@@ -45,6 +48,30 @@ def _ps_once(obj: Any, p: dict[str, Any]) -> None:
     sys.stdout.write(render(rows, p["fmt"], quiet_=p["quiet"] or obj.quiet,
                             no_trunc=p["no_trunc"], pod=p["pod"], noheading=p["noheading"],
                             size=bool(p.get("size"))))
+
+
+def images_body(obj: Any, p: dict[str, Any]) -> None:
+    """List images as `pod images` does; ``p`` are cli_image.images_command's parameters."""
+    from podkit_common.gotemplate import is_json, render_rows
+    from podkit_pod import _image_list as L
+
+    filters = list(p["filter_"] or [])
+    if p["image"]:
+        filters.append(f"reference={p['image']}")
+    items = L.summaries(obj.roots, all_=p["all_"], filters=filters)
+    # pod's argv rewriting moves -q/--quiet in front of the command as the global flag
+    if p["quiet"] or obj.quiet:
+        sys.stdout.write("".join(i + "\n" for i in L.quiet_ids(items, no_trunc=p["no_trunc"])))
+        return
+    if is_json(p["fmt"]):
+        from podkit_common.gotemplate import go_json
+
+        sys.stdout.write(go_json(L.json_rows(items)))
+        return
+    rows = L.sort_rows(L.report_rows(items, no_trunc=p["no_trunc"]), p["sort"])
+    sys.stdout.write(render_rows(p["fmt"], rows, noheading=p["noheading"],
+                                 default=L.TABLE_DIGESTS if p["digests"] else L.TABLE,
+                                 headers=L.HEADERS, name="images", type_name=L.TYPE_NAME))
 
 
 def start_body(obj: Any, p: dict[str, Any]) -> None:

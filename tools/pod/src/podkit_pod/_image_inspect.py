@@ -8,11 +8,13 @@ with podkit's own layer directories in GraphDriver.
 
 from __future__ import annotations
 
-from typing import Any
-
 from podkit_common import errors
 from podkit_common.jsonio import loads
 from podkit_common.roots import Roots
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from typing import Any
 
 #: podman inspect indents its JSON by five spaces.
 INDENT = 5

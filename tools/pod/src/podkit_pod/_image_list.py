@@ -19,15 +19,17 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
-import hashlib
 import os
-from typing import Any
 
 from podkit_common import errors
 from podkit_common.humanize import go_time, human_size, parse_time, time_ago
 from podkit_common.jsonio import loads
 from podkit_common.roots import Roots
 from podkit_storage._image_report import NONE, split_name  # podman's REPOSITORY/TAG
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from typing import Any
 
 #: podman's default `images` tables (a space after "table" only: podman turns spaces
 #: into column breaks).
@@ -53,6 +55,8 @@ FILTER_KEYS = ("reference", "dangling", "label", "before", "since", "id", "conta
 
 def storage_layer_ids(record: dict[str, Any]) -> list[str]:
     """c/storage's layer ids for the image's layers, bottom first."""
+    import hashlib
+
     out: list[str] = []
     for layer in record.get("layers", []):
         diff = layer["diff_id"].split(":", 1)[-1]

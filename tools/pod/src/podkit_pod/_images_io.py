@@ -18,10 +18,13 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from typing import Any, BinaryIO
 
 from podkit_common.progress import NULL, Progress
 from podkit_common.roots import Roots
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO
 
 
 def load_images(roots: Roots, source: str | BinaryIO, *, progress: Progress = NULL,

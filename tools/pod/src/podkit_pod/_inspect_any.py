@@ -7,11 +7,13 @@ Each kind's document is the one its own inspect command prints.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from podkit_common import errors
 from podkit_common.roots import Roots
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 TYPES = ("all", "container", "image", "volume", "network", "pod")
 

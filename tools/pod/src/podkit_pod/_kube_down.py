@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Any
 
 from podkit_common import errors
 from podkit_common.roots import Roots
 from podkit_pod import _kube_model as M
 from podkit_pod._kube_play import PLAY_LABEL
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def down(roots: Roots, text: str, *, source: str = "YAML") -> dict[str, Any]:

@@ -25,11 +25,13 @@ play -> generate gives the same YAML.
 
 from __future__ import annotations
 
-from typing import Any
-
 from podkit_common import errors
 from podkit_common.roots import Roots
 from podkit_pod._kube_model import cap_name, cpu_quantity, host_volume_names, memory_quantity
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from typing import Any
 
 HEADER = ("# Save the output of this file and use kubectl create -f to import\n"
           "# it into Kubernetes.\n#\n# Created with podkit-{version}\n")

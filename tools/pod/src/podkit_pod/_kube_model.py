@@ -13,11 +13,14 @@ No I/O here beyond parsing the text it is given.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from decimal import Decimal, InvalidOperation
-from typing import Any
 
 from podkit_common import errors
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any
 
 #: Binary then decimal suffixes of a Kubernetes quantity.
 _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}

@@ -23,15 +23,18 @@ Report (``urn:podkit:pod:kube-play``)::
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from podkit_common import errors, jsonio
 from podkit_common.progress import NULL, Progress
+from podkit_common.records import field, record
 from podkit_common.roots import Roots
 from podkit_pod import _kube_model as M
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 #: The label on a volume `kube play` made for a PersistentVolumeClaim (`down` removes it).
 PLAY_LABEL = "io.podkit.kube.play"
@@ -40,7 +43,7 @@ _HOST_TYPES = ("", "DirectoryOrCreate", "Directory", "FileOrCreate", "File", "So
                "CharDevice", "BlockDevice")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class PlayOptions:
     replace: bool = False
     network: str | None = None  # None: the default network (PODKIT_NETWORK or podkit)
@@ -50,7 +53,7 @@ class PlayOptions:
     pull_options: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
+@record
 class ContainerPlan:
     name: str
     image: str
@@ -58,7 +61,7 @@ class ContainerPlan:
     params: dict[str, Any]  # `pod create`'s parameters by name (cli_run's declaration)
 
 
-@dataclass
+@record
 class PodPlan:
     name: str
     values: dict[str, Any]  # `pod pod create`'s parameters by name
@@ -66,7 +69,7 @@ class PodPlan:
     host_paths: list[tuple[str, str]]  # (path, hostPath type) to check or make
 
 
-@dataclass
+@record
 class PlayPlan:
     pods: list[PodPlan]
     volumes: list[str]

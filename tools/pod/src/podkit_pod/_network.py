@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any
 
 from podkit_common import errors
 from podkit_common.roots import Roots
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from typing import Any
 
 #: podman's default is the "podman" bridge network; ours is "podkit". PODKIT_NETWORK
 #: changes the default like containers.conf's ``netns`` does for podman.

@@ -15,10 +15,13 @@ top-level keys), written once right after the network is created.
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from podkit_common import atomic, errors
 from podkit_common.humanize import go_time
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from typing import Any
 
 TABLE = "table {{.ID}}\t{{.Name}}\t{{.Driver}}"
 HEADERS = {"Name": "NAME", "ID": "NETWORK ID", "Driver": "DRIVER",

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from typing import Any
 
 PS_DEFAULT = ("table {{.ID}}\t{{.Name}}\t{{.Status}}\t{{.Created}}\t{{.InfraID}}\t"
               "{{.NumberOfContainers}}")
@@ -52,15 +55,25 @@ def _each(obj: Any, pods: list[str], fn: Any) -> None:
 def create_body(obj: Any, params: dict[str, Any]) -> None:
     from podkit_pod._pods import create as create_pod
     from podkit_runtime._pod_options import pod_options
+    from podkit_runtime._timings import mark, report
 
-    out = create_pod(obj.roots, pod_options(params))
+    mark("start")  # PODKIT_TRACE_TIMINGS: the phases on stderr, as for run
+    try:
+        out = create_pod(obj.roots, pod_options(params))
+    finally:
+        report()
     _ids([out["pod"]["id"]])
 
 
 def start_body(obj: Any, params: dict[str, Any]) -> None:
     from podkit_pod._pods import start as start_pod
+    from podkit_runtime._timings import mark, report
 
-    _each(obj, params["pods"], start_pod)
+    mark("start")
+    try:
+        _each(obj, params["pods"], start_pod)
+    finally:
+        report()
 
 
 def stop_body(obj: Any, params: dict[str, Any]) -> None:

@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
 from podkit_common import errors
 from podkit_common.humanize import human_duration as ago
+from podkit_common.records import record as value_class
 from podkit_common.roots import Roots
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 #: Go's zero time.Time as unix seconds: podman's value for "never".
 ZERO_UNIX = -62135596800
@@ -32,7 +35,7 @@ STATES = ("created", "running", "paused", "stopped", "exited", "unknown", "confi
 SORT_KEYS = ("command", "created", "id", "image", "names", "runningfor", "status")
 
 
-@dataclass(frozen=True)
+@value_class(frozen=True)
 class PsOptions:
     """What `pod ps` was asked for (podman's ps flags that choose the rows)."""
 
@@ -53,6 +56,12 @@ def iso_ts(text: str | None) -> float | None:
     nanoseconds), or None."""
     if not text:
         return None
+    if text.endswith("Z"):
+        from podkit_common.humanize import parse_time
+
+        seconds = parse_time(text)  # no datetime import on ps's path
+        if seconds is not None:
+            return seconds
     from datetime import datetime
 
     try:

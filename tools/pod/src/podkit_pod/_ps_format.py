@@ -12,8 +12,11 @@ ps reporter's: ``.ID`` (12 digits unless --no-trunc), ``.Names``, ``.Image``,
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from typing import Any
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
 
 #: podman's column titles for template fields (others: the name in capitals).
 HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND",

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any
 
 from podkit_common import atomic, errors
 from podkit_common.locks import object_lock
 from podkit_common.roots import Roots
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def rename_storage(roots: Roots, ref: str, new_name: str) -> str | None:

@@ -7,15 +7,18 @@
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
-from typing import Any
 
 from podkit_common import errors
 from podkit_common.progress import NULL, Progress
+from podkit_common.records import field, record
 from podkit_common.roots import Roots
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from typing import Any
 
-@dataclass(frozen=True)
+
+@record(frozen=True)
 class RunOptions:
     image: str
     command: tuple[str, ...] = ()

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
 
 from podkit_common import errors
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def own_error_code(exc: BaseException, code: int) -> int:
@@ -80,8 +83,12 @@ def run_command(verb: str, obj: Any, params: dict[str, Any]) -> int:
     bundle_opts = bundle_options(params)
     if verb == "create":
         from podkit_pod._create import create
+        from podkit_runtime._timings import report
 
-        doc = create(obj.roots, opts, bundle_opts, progress=obj.progress())
+        try:
+            doc = create(obj.roots, opts, bundle_opts, progress=obj.progress())
+        finally:
+            report()  # PODKIT_TRACE_TIMINGS's phases (nothing unless it is set)
         sys.stdout.write(doc["container"]["id"] + "\n")  # podman create prints the id
         return 0
     from podkit_runtime import _timings

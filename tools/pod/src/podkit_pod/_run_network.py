@@ -24,18 +24,22 @@ at any point leaves what `pod-netsetup cleanup` releases.
 from __future__ import annotations
 
 import contextlib
-import threading
-from collections.abc import Callable
-from typing import Any
 
 from podkit_common import errors
 from podkit_common.roots import Roots
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 
 class _Branch:
     """One call in a thread of its own; its exception is kept for :meth:`join`."""
 
     def __init__(self, name: str, fn: Callable[[], None]) -> None:
+        import threading
+
         self.error: BaseException | None = None
         self._fn = fn
         self._thread = threading.Thread(target=self._run, name=name)

@@ -15,10 +15,13 @@ import contextlib
 import os
 import shutil
 from pathlib import Path
-from typing import Any
 
 from podkit_common import errors
 from podkit_common.roots import Roots
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from typing import Any
 
 #: What pod-runtime, pod-netsetup and pods keep under the roots, besides pod-storage's own
 #: entries (podkit_storage._reset): `reset` deletes these names and nothing else.

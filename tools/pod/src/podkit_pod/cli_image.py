@@ -66,26 +66,11 @@ def images_command(
       pod images --format '{{.Repository}}:{{.Tag}} {{.ID}}'
       pod images --filter dangling=true -q
     """
-    from podkit_common.gotemplate import is_json, render_rows
-    from podkit_pod import _image_list as L
+    from podkit_pod._command_bodies import images_body
 
-    filters = list(filter_ or [])
-    if image:
-        filters.append(f"reference={image}")
-    items = L.summaries(ctx.obj.roots, all_=all_, filters=filters)
-    if _quiet(ctx, quiet):
-        sys.stdout.write("".join(i + "\n" for i in L.quiet_ids(items, no_trunc=no_trunc)))
-        return
-    if is_json(fmt):
-        from podkit_common.gotemplate import go_json
-
-        sys.stdout.write(go_json(L.json_rows(items)))
-        return
-    rows = L.sort_rows(L.report_rows(items, no_trunc=no_trunc), sort)
-    sys.stdout.write(render_rows(fmt, rows,
-                                 noheading=noheading,
-                                 default=L.TABLE_DIGESTS if digests else L.TABLE,
-                                 headers=L.HEADERS, name="images", type_name=L.TYPE_NAME))
+    images_body(ctx.obj, {"image": image, "all_": all_, "digests": digests,
+                          "filter_": filter_, "fmt": fmt, "noheading": noheading,
+                          "no_trunc": no_trunc, "quiet": quiet, "sort": sort})
 
 
 def inspect_command(ctx: typer.Context,

@@ -30,15 +30,17 @@ import contextlib
 import hashlib
 import os
 import tarfile
-import tempfile
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
 
 from podkit_common import atomic, errors
 from podkit_common.progress import NULL, Progress
+from podkit_common.records import field, record
 from podkit_common.roots import Roots
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any, BinaryIO
 
 FORMATS = ("docker-archive", "oci-archive")
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -54,7 +56,7 @@ _OCI_LAYER_TYPES = {
 _CHUNK = 1024 * 1024
 
 
-@dataclass
+@record
 class SavedImage:
     """One image to write: its store record and the names it gets in the archive."""
 
@@ -134,6 +136,8 @@ def save_images(roots: Roots, refs: list[str], output: str | BinaryIO, *,
 
 def _save_images(roots: Roots, refs: list[str], output: str | BinaryIO, fmt: str,
                  multi_image: bool, progress: Progress) -> dict[str, Any]:
+    import tempfile
+
     if isinstance(output, str) and os.path.isdir(output):
         raise errors.UsageError(f"save: {output} is a directory",
                                 hint="name the archive file to write, e.g. -o image.tar")
@@ -161,6 +165,8 @@ def _save_images(roots: Roots, refs: list[str], output: str | BinaryIO, fmt: str
 def write_tar_file(path: str, write: Any) -> int:
     """Write a tar to ``path``: ``write(tar, scratch_dir)`` adds the members to a temporary
     sibling, which is fsynced and renamed into place; returns the bytes written."""
+    import tempfile
+
     tmp = atomic.temp_path_for(path)
     try:
         fh = open(tmp, "xb")  # noqa: SIM115 - closed below, before the rename

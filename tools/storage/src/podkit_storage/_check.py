@@ -47,22 +47,25 @@ import fcntl
 import hashlib
 import os
 import shutil
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from podkit_common import atomic, errors
 from podkit_common.locks import object_lock
+from podkit_common.records import field, record
 from podkit_common.roots import Roots
 from podkit_storage._layout import StoreLayout
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 #: Problem kinds a repair can never fix: content is damaged and must be fetched again.
 #: (A damaged layer whose blob is stored is repaired: see _damaged_layer.)
 DAMAGED = frozenset({"damaged-layer", "damaged-blob", "container-broken"})
 
 
-@dataclass
+@record
 class Problem:
     kind: str
     object: str

@@ -24,18 +24,21 @@ import contextlib
 import os
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from podkit_common import atomic, errors
+from podkit_common.records import record as value_class
 from podkit_storage._layout import StoreLayout
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from typing import Any
 
 #: The summary ``check`` recorded when the layer last matched its blob.
 VERIFIED = "verified.json"
 
 
-@dataclass(frozen=True)
+@value_class(frozen=True)
 class ContentVerdict:
     """``kind`` None: the content is right (or ``unverified`` says why it is unknown)."""
 
@@ -44,7 +47,7 @@ class ContentVerdict:
     unverified: str | None = None
 
 
-@dataclass(frozen=True)
+@value_class(frozen=True)
 class BlobSource:
     path: str
     media_type: str

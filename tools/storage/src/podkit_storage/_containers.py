@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import time
 from pathlib import Path
-from typing import Any
 
 from podkit_common import atomic, errors
 from podkit_common.locks import object_lock
@@ -16,6 +14,10 @@ from podkit_storage._images import find_image
 from podkit_storage._layout import StoreLayout
 from podkit_storage._names import check_name, generated_name
 from podkit_storage._rootfs import drop_count, make_rootfs, mount_rootfs, unmount_rootfs
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _reserve_name(layout: StoreLayout, name: str, cid: str) -> bool:
@@ -62,6 +64,9 @@ def _create_container(doc: dict[str, Any], roots: Roots, *, name: str | None,
                       mount: bool, driver: str | None) -> dict[str, Any]:
     layout = StoreLayout(roots)
     record = find_image(roots, doc["image"]["id"])
+    from podkit_storage._images import _sweep_staging
+
+    _sweep_staging(layout, (layout.containers, layout.names))  # a killed writer's .tmp-
     cid = os.urandom(32).hex()  # secrets.token_hex's source, without its imports
     if name is not None:
         check_name(name)
@@ -166,6 +171,8 @@ def remove_container(roots: Roots, ref: str) -> dict[str, Any]:
 
 
 def _remove_files(layout: StoreLayout, cid: str, name: str | None) -> None:
+    import shutil
+
     cdir = layout.container_dir(cid)
     # Drop the record first: a crash mid-removal leaves a recordless dir the next
     # cleanup sweeps, never a record pointing at half-deleted files.

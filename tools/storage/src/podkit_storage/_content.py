@@ -15,7 +15,10 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-from typing import Any
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from typing import Any
 
 ALGORITHM = "podkit-tree-v1"
 _CHUNK = 1 << 20

@@ -11,12 +11,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import queue
+import sys
 import threading
 import zlib
-from collections.abc import Iterator
-from typing import BinaryIO
-
-import zstandard
 
 try:  # zlib-ng inflates about twice as fast as zlib, with the same API.
     from zlib_ng import zlib_ng as _inflate_lib
@@ -30,6 +27,11 @@ from podkit_common.errors import (
     VerificationFailed,
     from_os_error,
 )
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import BinaryIO
 
 CHUNK = 1 << 20          # uncompressed bytes handed over per queue item
 _READ = 1 << 20          # compressed bytes read from the source at a time
@@ -164,6 +166,8 @@ class _FrameTee:
 
 
 def _unzstd(src: BinaryIO) -> Iterator[bytes]:
+    import zstandard
+
     frames = _ZstdFrames()
     reader = zstandard.ZstdDecompressor().stream_reader(_FrameTee(src, frames), read_size=_READ,
                                                         read_across_frames=True)
@@ -194,8 +198,20 @@ def uncompressed_chunks(src: BinaryIO, compression: str) -> Iterator[bytes]:
             yield from _unzstd(stream)
         else:
             yield from _plain(stream)
-    except (zlib.error, _inflate_lib.error, zstandard.ZstdError) as exc:
+    except (zlib.error, _inflate_lib.error, _zstd_error()) as exc:
         raise VerificationFailed(f"{compression}: corrupt stream: {exc}") from exc
+
+
+
+class _NoError(Exception):
+    """Matches nothing: what ``_zstd_error`` gives before zstandard was imported."""
+
+
+def _zstd_error() -> type[Exception]:
+    """zstandard's error class once a zstd stream imported it (zstandard imports
+    typing and platform: only zstd layers pay for it)."""
+    module = sys.modules.get("zstandard")
+    return module.ZstdError if module is not None else _NoError
 
 
 class LayerSource:

@@ -17,12 +17,15 @@ from __future__ import annotations
 import os
 import stat
 import tarfile
-from collections.abc import Iterator
-from typing import Any, BinaryIO
 
 from podkit_common import errors
 from podkit_common.progress import NULL, Progress
 from podkit_common.roots import Roots
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any, BinaryIO
 
 #: xattrs that are overlayfs' bookkeeping, not the container's content.
 _SKIPPED_XATTRS = ("trusted.overlay.", "user.overlay.")

@@ -22,8 +22,6 @@ import errno
 import os
 import shutil
 import stat
-from dataclasses import dataclass
-from typing import BinaryIO
 
 from podkit_common.errors import (
     PermissionDenied,
@@ -34,16 +32,21 @@ from podkit_common.errors import (
     VerificationFailed,
     from_os_error,
 )
+from podkit_common.records import record
 
 from ._decompress import LayerSource
 from ._rootdir import _OPAQUE, _RootDir
 from ._tar import BLK, CHR, DIR, FIFO, LNK, REG, SYM, TarEntry, TarReader
 from ._tar import show as _show
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from typing import BinaryIO
+
 __all__ = ["LayerStats", "UnpackOptions", "apply_layer", "clean_name"]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class UnpackOptions:
     """Limits and ownership policy for ``apply_layer``."""
 
@@ -52,7 +55,7 @@ class UnpackOptions:
     same_owner: bool = True             # chown entries to the tar's uid/gid (needs root)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class LayerStats:
     """What was read: the uncompressed stream's digest and size, and the member count."""
 

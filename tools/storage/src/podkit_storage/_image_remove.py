@@ -27,15 +27,17 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shutil
 from pathlib import Path
-from typing import Any
 
 from podkit_common import atomic, errors
 from podkit_common.locks import object_lock
 from podkit_common.roots import Roots
 from podkit_storage._images import find_image, list_images
 from podkit_storage._layout import StoreLayout
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from typing import Any
 
 TOMBSTONE = f"{atomic.TMP_PREFIX}rmi-"
 
@@ -109,6 +111,8 @@ class _Freed:
 def _reclaim(layout: StoreLayout, record: dict[str, Any], freed: _Freed,
              report: dict[str, Any]) -> None:
     """Delete the layers and blobs of ``record`` that no image in the store uses."""
+    import shutil
+
     remaining = list_images(layout.roots)
     used_chains = set().union(*(image_chains(r) for r in remaining)) if remaining else set()
     used_blobs = set().union(*(image_blobs(r) for r in remaining)) if remaining else set()

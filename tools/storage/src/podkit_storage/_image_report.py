@@ -7,13 +7,16 @@ the table and the inspect document test without a store.
 from __future__ import annotations
 
 import time
-from calendar import timegm
-from typing import Any
 
 from podkit_common import atomic
+from podkit_common.humanize import utc_seconds
 from podkit_common.roots import Roots
 from podkit_storage._images import find_image, list_images
 from podkit_storage._layout import StoreLayout
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from typing import Any
 
 NONE = "<none>"
 
@@ -77,9 +80,8 @@ def human_age(created: str | None, now: float | None = None) -> str:
     """``3 days ago``-style age of an RFC 3339 time, as podman's CREATED column."""
     if not created:
         return NONE
-    try:
-        then = timegm(time.strptime(created[:19], "%Y-%m-%dT%H:%M:%S"))
-    except ValueError:
+    then = utc_seconds(created[:19])  # no strptime: it imports datetime and calendar
+    if then is None:
         return created
     secs = max(0, int((time.time() if now is None else now) - then))
     for size, unit in ((365 * 86400, "year"), (30 * 86400, "month"), (7 * 86400, "week"),

@@ -8,13 +8,16 @@ registry gets ``localhost/``, and one without a tag or digest gets ``:latest``.
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from podkit_common import atomic, errors
 from podkit_common.locks import object_lock
 from podkit_common.roots import Roots
 from podkit_storage._images import _untag_others, find_image
 from podkit_storage._layout import StoreLayout
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from typing import Any
 
 # distribution/reference's grammar, simplified: lowercase path components, an optional
 # registry host[:port] in front, and a tag or digest at the end.

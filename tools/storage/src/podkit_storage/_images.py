@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
-import shutil
 import time
-from typing import Any
 
 from podkit_common import atomic, errors
 from podkit_common.locks import object_lock
@@ -15,12 +12,19 @@ from podkit_common.progress import NULL, Progress
 from podkit_common.roots import Roots
 from podkit_storage._layout import StoreLayout
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any
+
 #: How many layers unpack at once.
 PARALLEL_LAYERS = 4
 
 
 def chain_ids(diff_ids: list[str]) -> list[str]:
     """OCI ChainIDs: chain[0] = diff[0]; chain[n] = sha256(chain[n-1] + " " + diff[n])."""
+    import hashlib
+
     out: list[str] = []
     for diff in diff_ids:
         if not out:
@@ -44,10 +48,13 @@ def compression_of(media_type: str) -> str:
     return "auto"
 
 
-def _sweep_staging(layout: StoreLayout) -> None:
+def _sweep_staging(layout: StoreLayout, folders: tuple[Path, ...] = ()) -> None:
     """Remove what a killed import left half-made: staging layer dirs and image records
-    (``.tmp-<name>.<pid>...``) whose process is gone will never be finished."""
-    for folder in (layout.layers, layout.images):
+    (``.tmp-<name>.<pid>...``) whose process is gone will never be finished; ``folders``
+    instead of layers/ and images/ when given (container create: containers/, names/)."""
+    import shutil
+
+    for folder in folders or (layout.layers, layout.images):
         try:
             entries = list(os.scandir(folder))
         except FileNotFoundError:
@@ -64,6 +71,8 @@ def _sweep_staging(layout: StoreLayout) -> None:
 def _unpack_layer(layout: StoreLayout, layer: dict[str, Any], chain: str,
                   progress: Progress) -> bool:
     """Unpack one layer into ``layers/<chain-hex>`` unless it is there; True if unpacked."""
+    import shutil
+
     from podkit_storage._extract import UnpackOptions, apply_layer
 
     final = layout.layer_dir(_hex(chain))

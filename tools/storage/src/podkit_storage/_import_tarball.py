@@ -16,19 +16,19 @@ array, else run by ``/bin/sh -c``), ``ENV``, ``WORKDIR``, ``USER``, ``EXPOSE``,
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
-import platform
 import re
-import shlex
 import time
 from pathlib import Path
-from typing import Any, BinaryIO
 
 from podkit_common import atomic, errors
 from podkit_common.progress import NULL, Progress
 from podkit_common.roots import Roots
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -44,6 +44,8 @@ _CHUNK = 1024 * 1024
 def apply_changes(config: dict[str, Any], changes: list[str]) -> dict[str, Any]:
     """``config`` (an OCI config's ``config`` object) with the ``--change`` instructions
     applied in order (pure; UsageError for an instruction podman would refuse)."""
+    import shlex
+
     out = json.loads(json.dumps(config))
     for change in changes:
         match = _CHANGE_RE.fullmatch(change)
@@ -115,6 +117,8 @@ def _list(value: str) -> list[str]:
 def image_config(diff_id: str, changes: list[str], message: str | None,
                  created: str) -> dict[str, Any]:
     """The OCI config of the imported image (pure)."""
+    import platform
+
     history: dict[str, Any] = {"created": created, "created_by": "/bin/sh -c #(nop) ADD file:"
                                f"{diff_id.split(':', 1)[1]} in / "}
     if message:
@@ -178,6 +182,8 @@ def import_tarball(roots: Roots, source: str | BinaryIO, reference: str | None =
 def _store_layer(roots: Roots, source: str | BinaryIO, created: list[Path],
                  progress: Progress) -> dict[str, Any]:
     """Copy the tar into the blob store; its digest, diff_id, size and media type."""
+    import hashlib
+
     blobs = roots.root / "blobs" / "sha256"
     tmp_dir = roots.root / "blobs" / "tmp"
     tmp_dir.mkdir(parents=True, exist_ok=True)
@@ -286,6 +292,8 @@ def _climbs(start: list[bytes], parts: list[bytes]) -> bool:
 
 
 def _put_blob(blobs: Path, data: bytes, created: list[Path]) -> str:
+    import hashlib
+
     digest = hashlib.sha256(data).hexdigest()
     path = blobs / digest
     if not path.exists():

@@ -12,11 +12,14 @@ right now is simply skipped, as a missing one.
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from podkit_common import errors
 from podkit_common.jsonio import loads
 from podkit_storage._layout import StoreLayout
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from typing import Any
 
 _HEX = frozenset("0123456789abcdef")
 

@@ -6,22 +6,27 @@ Plan apart from apply: :func:`overlay_options` is pure; :func:`mount_overlay` an
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
-import threading
+from _thread import allocate_lock  # threading.Lock itself, without importing threading
 from pathlib import Path
 
 from podkit_common import errors
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    import ctypes
+
 #: The kernel copies mount data into one page; longer option strings fail with EINVAL.
 _MAX_MOUNT_DATA = 4000
 MNT_DETACH = 2
-_cwd_lock = threading.Lock()
+_cwd_lock = allocate_lock()
 _libc = None
 
 
 def _lib() -> ctypes.CDLL:
+    import ctypes
+
     global _libc
     if _libc is None:
         # the process's own libc: find_library("c") would spawn ldconfig each start
@@ -64,6 +69,8 @@ def mount_overlay(target: Path, lower: list[Path], upper: Path, work: Path,
 
 
 def _mount(source: str, target: Path, fstype: str, data: str, cwd: Path | None) -> None:
+    import ctypes
+
     libc = _lib()
     args = (source.encode(), str(target).encode(), fstype.encode(), 0, data.encode())
     if cwd is None:
@@ -106,6 +113,8 @@ def _unescape(field: bytes) -> str:
 
 def unmount(target: Path) -> bool:
     """Unmount ``target`` (lazily if busy); False if it was not mounted."""
+    import ctypes
+
     libc = _lib()
     rc = libc.umount2(str(target).encode(), 0)
     if rc == 0:

@@ -13,10 +13,13 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import Any
 
 from podkit_common import errors
 from podkit_common.roots import Roots
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from typing import Any
 
 ROOT_ENTRIES = ("containers", "images", "layers", "blobs", "locks")
 RUNROOT_ENTRIES = ("mounts", "bundles", "runc")

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 from pathlib import Path
-from typing import Any
 
 from podkit_common import atomic, errors
 from podkit_storage._layout import StoreLayout
 from podkit_storage._mount import is_mounted, mount_overlay, unmount
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from typing import Any
 
 DRIVERS = ("overlay", "vfs")
 #: Failures of an overlay mount that a plain copy can work around.
@@ -58,6 +60,8 @@ def to_vfs(layout: StoreLayout, container: dict[str, Any], note: str | None = No
     The copy is made in a staging dir and renamed into place: a crash leaves either no
     rootfs or a whole one, never half of one behind a record.
     """
+    import shutil
+
     cid = container["id"]
     final = layout.vfs_rootfs(cid)
     staging = final.with_name(f"{atomic.TMP_PREFIX}rootfs.{os.getpid()}")
@@ -103,6 +107,8 @@ def make_rootfs(layout: StoreLayout, container: dict[str, Any], *, driver: str |
                 "copy of the image's layers (slower to create, uses more disk)")
         container = to_vfs(layout, container, note)
         atomic.write_json(cdir / "container.json", container)
+        import shutil
+
         for leftover in ("upper", "work"):
             shutil.rmtree(cdir / leftover, ignore_errors=True)
         return mount_rootfs(layout, container)

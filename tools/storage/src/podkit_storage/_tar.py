@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import struct
 import zlib
-from collections.abc import Iterator
 
 from podkit_common.errors import (
     NotImplementedYet,
@@ -22,6 +21,10 @@ from podkit_common.errors import (
 )
 
 from ._decompress import LayerSource
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 _BLOCK = 512
 _ZERO_BLOCK = bytes(_BLOCK)
