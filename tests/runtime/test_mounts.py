@@ -161,9 +161,9 @@ def test_env_files_read_in_order_and_missing_is_not_found(tmp_path):
 
 def test_env_file_then_env_in_the_config():
     opts = BundleOptions(command=("sh",), env=("Y=3",))
-    import dataclasses
+    from podkit_common.records import replace
 
-    merged = dataclasses.replace(opts, env=("X=1", "Y=2", *opts.env))
+    merged = replace(opts, env=("X=1", "Y=2", *opts.env))
     env = build_config({"Env": ["X=0"]}, CTR, User(), merged, bundle_files={},
                        cgroups_path="/p")["process"]["env"]
     assert "X=1" in env and "Y=3" in env and "Y=2" not in env

@@ -1,4 +1,4 @@
-"""`pod`'s fast path: hot commands (run, create, ps, start, cleanup, and `pod pod
+"""`pod`'s fast path: hot commands (run, create, ps, start, cleanup, images, and `pod pod
 create|start|stop|rm|ps|ls|inspect`) parsed without typer.
 
 :data:`FAST` parses the command line with ``_argspec.json`` (generated from the typer
@@ -9,21 +9,24 @@ Importing this module loads no typer; its main() is the console script.
 
 Regenerate the spec after changing a hot command's options::
 
-    python -m podkit_common.argspec podkit_pod.cli:app run create ps start cleanup \\
+    python -m podkit_common.argspec podkit_pod.cli:app run create ps start cleanup images \\
         "pod create" "pod start" "pod stop" "pod rm" "pod ps" "pod ls" "pod inspect" \\
         > tools/pod/src/podkit_pod/_argspec.json
 
-(`rm` and `images` are not on it yet: their bodies are still inside their typer
-commands; moving a body to a typer-free module is what puts a command here.)
+(`rm` is not on it yet: its body is still inside its typer command; moving a body to a
+typer-free module is what puts a command here.)
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from typing import Any
 
 from podkit_common.fastargs import FastPath
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from typing import Any
 
 TOOL = "pod"
 #: pod's options where podman spells ``--tls-verify=false`` (typer's path too: cli.main)
@@ -43,7 +46,9 @@ def _run(obj: Any, params: dict[str, Any]) -> int:
 
 def _create(obj: Any, params: dict[str, Any]) -> int:
     from podkit_pod._run_command import run_command
+    from podkit_runtime._timings import mark
 
+    mark("start")  # PODKIT_TRACE_TIMINGS: as for run
     return run_command("create", obj, params)
 
 
@@ -57,6 +62,12 @@ def _start(obj: Any, params: dict[str, Any]) -> None:
     from podkit_pod._command_bodies import start_body
 
     start_body(obj, params)
+
+
+def _images(obj: Any, params: dict[str, Any]) -> None:
+    from podkit_pod._command_bodies import images_body
+
+    images_body(obj, params)
 
 
 def _cleanup(obj: Any, params: dict[str, Any]) -> None:
@@ -90,7 +101,7 @@ def _own_error_code(exc: BaseException, code: int) -> int:
 
 FAST = FastPath(TOOL, os.path.join(os.path.dirname(__file__), "_argspec.json"),
                 {"run": _run, "create": _create, "ps": _ps, "start": _start,
-                 "cleanup": _cleanup, **POD_BODIES},
+                 "cleanup": _cleanup, "images": _images, **POD_BODIES},
                 bool_flags=BOOL_FLAGS, positional_ends_options=POSITIONAL_ENDS_OPTIONS,
                 error_code=_own_error_code)
 
@@ -119,7 +130,9 @@ def main() -> None:
     (cli.main) for everything it does not take."""
     code = fast_main(sys.argv[1:])
     if code is not None:
-        sys.exit(code)
+        from podkit_common.cli_base import exit_now
+
+        exit_now(code)
     from podkit_pod.cli import main as typer_main
 
     typer_main()

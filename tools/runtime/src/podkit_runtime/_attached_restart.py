@@ -21,10 +21,13 @@ command, and then nothing will restart it either).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from podkit_common import errors
 from podkit_common.roots import Roots
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from typing import Any
 
 #: polls (of POLL seconds) a missing conmon pidfile counts as "a restart is spawning"
 MISSING_PIDFILE_POLLS = 500

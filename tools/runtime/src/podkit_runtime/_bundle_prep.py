@@ -14,24 +14,25 @@ bundle can release it again (:func:`undo`).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
-import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from podkit_common import atomic, errors
+from podkit_common.records import field, record, replace
 from podkit_common.roots import Roots
 from podkit_runtime import _mounts, _process_opts, _rootfs_paths, _shm, _volumes
 from podkit_runtime._spec import BundleOptions, User
 from podkit_runtime._users import _rows, read_rootfs_file
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from typing import Any
+
 #: Mounts under these are made by runc in its own fresh filesystems, not in the rootfs.
 _KERNEL_PREFIXES = ("/proc", "/sys", "/dev")
 
 
-@dataclass
+@record
 class Prepared:
     opts: BundleOptions
     user: User
@@ -66,7 +67,7 @@ def prepare(roots: Roots, rootfs: str, container_id: str, image_config: dict[str
     # image's User), --group-add, then the user's groups from /etc/group.
     primary = [user.gid] if (opts.user or image_config.get("User")) else []
     gids = list(dict.fromkeys([*primary, *added, *user.additional_gids]))
-    user = dataclasses.replace(user, additional_gids=tuple(gids))
+    user = replace(user, additional_gids=tuple(gids))
     workdir = opts.workdir or image_config.get("WorkingDir") or "/"
     if not workdir.startswith("/"):
         raise errors.UsageError(f"--workdir {workdir!r} must be an absolute path")
@@ -76,7 +77,7 @@ def prepare(roots: Roots, rootfs: str, container_id: str, image_config: dict[str
             _rootfs_paths.ensure(rootfs, workdir, "dir", owner=(user.uid, user.gid))
         elif not made.is_dir:
             raise errors.UsageError(f"workdir {workdir} is not a directory in the container")
-    prepared = Prepared(opts=dataclasses.replace(opts, **changes), user=user)
+    prepared = Prepared(opts=replace(opts, **changes), user=user)
     try:
         for spec in specs:
             prepared.mounts.append(_resolve_mount(roots, rootfs, container_id, spec, prepared))
@@ -153,6 +154,8 @@ def start_bundle_dir(bdir: Path) -> Path:
     bdir.parent.mkdir(parents=True, exist_ok=True)
     for entry in os.listdir(bdir.parent):
         if entry.startswith(atomic.TMP_PREFIX) and atomic.abandoned(entry):
+            import shutil
+
             _shm.unmount_shm(str(bdir.parent / entry / _shm.SHM_DIR))
             shutil.rmtree(bdir.parent / entry, ignore_errors=True)
     work = atomic.temp_path_for(bdir)
@@ -167,6 +170,8 @@ def finish_bundle_dir(roots: Roots, container_id: str, work: Path, bdir: Path,
     atomic.write_json(work / VOLUMES_FILE, {"volumes": prepared.volumes}, durable=False)
     old_volumes = _bundle_volumes(bdir)
     if bdir.exists():
+        import shutil
+
         trash = atomic.temp_path_for(bdir)
         os.rename(bdir, trash)
         os.rename(work, bdir)
@@ -180,6 +185,8 @@ def finish_bundle_dir(roots: Roots, container_id: str, work: Path, bdir: Path,
 
 def abandon_bundle_dir(roots: Roots, container_id: str, work: Path,
                        prepared: Prepared | None) -> None:
+    import shutil
+
     _shm.unmount_shm(str(work / _shm.SHM_DIR))
     shutil.rmtree(work, ignore_errors=True)
     if prepared is not None:

@@ -8,9 +8,12 @@ not bundle options are ignored. No typer here: the CLIs declare, this module int
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from podkit_common import errors
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def parse_entrypoint(value: str | None) -> tuple[str, ...] | None:

@@ -3,7 +3,9 @@ and the fast argv path (fast_path) call the same function with the same paramete
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def cleanup_body(obj: Any, p: dict[str, Any]) -> None:

@@ -5,8 +5,9 @@
 1. two ``socketpair(AF_UNIX, SOCK_SEQPACKET)``: the sync pipe (conmon tells us the
    container pid, or ``{"data": -1, "message": ...}``) and the start pipe (conmon waits
    for one byte before it forks anything: the moment to move it into a cgroup);
-2. conmon in its own process group with only fds 0-2 and those two ends inherited
-   (cf. CVE-2024-21626: nothing else of ours leaks into conmon or runc);
+2. conmon in its own process group with only fds 0-2 and those two ends inherited, at 3
+   and 4 as podman passes them (cf. CVE-2024-21626: nothing else of ours leaks into
+   conmon or runc; ``_spawn``);
 3. the first conmon process exits after writing the long-lived conmon's pid to
    ``--conmon-pidfile``; the survivor runs ``runc create`` and reports on the sync pipe.
 """
@@ -15,24 +16,27 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
-import socket
-import subprocess
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from podkit_common import errors
 from podkit_common.cli_base import sibling_executable
+from podkit_common.records import record
 from podkit_runtime._log_options import conmon_log_arg
 from podkit_runtime._state import ContainerPaths
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    import _socket
+    from collections.abc import Callable
 
 #: how long `runc create` may take before we give up (podman allows 240 s)
 CREATE_TIMEOUT = 240.0
 
 
 def conmon_binary() -> str:
-    path = os.environ.get("PODKIT_CONMON") or shutil.which("conmon")
+    from podkit_runtime._spawn import which
+
+    path = os.environ.get("PODKIT_CONMON") or which("conmon")
     for candidate in (path, "/usr/bin/conmon", "/usr/libexec/podman/conmon"):
         if candidate and os.access(candidate, os.X_OK):
             return candidate
@@ -44,7 +48,7 @@ def exit_command_binary() -> str:
     return sibling_executable("pod-runtime", "PODKIT_RUNTIME_EXE")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ConmonOptions:
     """What changes from one container to the next."""
 
@@ -102,7 +106,7 @@ def conmon_env(base: dict[str, str]) -> dict[str, str]:
     return env
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Created:
     pid: int
     conmon_pid: int
@@ -116,7 +120,7 @@ class CreateFailed(Exception):
         self.message = message
 
 
-def _read_sync(sock: socket.socket, timeout: float) -> dict | None:
+def _read_sync(sock: _socket.socket, timeout: float) -> dict | None:
     from podkit_common.jsonio import loads
 
     sock.settimeout(timeout)
@@ -134,23 +138,66 @@ def _read_sync(sock: socket.socket, timeout: float) -> dict | None:
     raise errors.RuntimeFailure(f"conmon wrote nonsense on the sync pipe: {data[:200]!r}")
 
 
+def _move_while(pid: int, cgroup: str | None, work: Callable[[], None] | None) -> None:
+    """Move ``pid`` into ``cgroup`` (best effort, like podman) while ``work()`` runs."""
+    if not cgroup:
+        if work is not None:
+            work()
+        return
+    from podkit_runtime._conmon_cgroup import move
+
+    if work is None:
+        move(pid, cgroup)
+        return
+    import threading
+
+    mover = threading.Thread(target=move, args=(pid, cgroup), name="podkit-conmon-cgroup")
+    mover.start()
+    try:
+        work()
+    finally:
+        mover.join()
+
+
+def _kill_unreleased(pid: int) -> None:
+    import signal
+
+    from podkit_runtime._spawn import wait
+
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        wait(pid)
+
+
 def spawn_conmon(argv: list[str], env: dict[str, str], conmon_log: Path,
                  timeout: float = CREATE_TIMEOUT,
                  stdio: tuple[int, int, int] | None = None,
                  cgroup: str | None = None,
-                 while_waiting: Callable[[], None] | None = None) -> Created:
+                 while_waiting: Callable[[], None] | None = None,
+                 before_start: Callable[[], None] | None = None) -> Created:
     """Start conmon, release it with the start byte, and learn the container's pid.
 
     ``stdio``: conmon's own stdin, stdout and stderr (``--log-driver passthrough``:
     conmon hands them to the container); otherwise /dev/null and ``conmon_log``.
     ``cgroup``: where conmon goes before it may fork (``_conmon_cgroup``).
+    ``before_start()`` runs after conmon started and before it is released, while it is
+    moved into its cgroup: the first write to a cgroup v1 ``cgroup.procs`` waits out an
+    RCU grace period (~10 ms here), time for what must be ready before runc runs (the
+    bundle's last touches, stale files removed). If it raises, conmon is killed.
     ``while_waiting()`` runs once conmon is released, while it runs ``runc create`` (tens
     of milliseconds in which we would only wait): the caller's chance to get ready for
     what follows (imports, files) in parallel with runc."""
-    sync_parent, sync_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    start_parent, start_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    child_fds = (sync_child.fileno(), start_child.fileno())
-    env = {**env, "_OCI_SYNCPIPE": str(child_fds[0]), "_OCI_STARTPIPE": str(child_fds[1])}
+    # The C module: socket.py's wrappers (and its selectors, enums) cost ~3 ms to import.
+    import _socket
+
+    from podkit_runtime._spawn import spawn, wait
+
+    # (non-inheritable, as every socket Python makes; _spawn places the child ends)
+    sync_parent, sync_child = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
+    start_parent, start_child = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
+    child_fds = (sync_child.fileno(), start_child.fileno())  # at 3 and 4 in conmon
+    env = {**env, "_OCI_SYNCPIPE": "3", "_OCI_STARTPIPE": "4"}
     # conmon 2.1.6 writes its OOM marker as "oom" in its working directory: run it in
     # the bundle, where inspect looks (<bundle>/oom, podman's place), and start clean.
     bundle = argv[argv.index("-b") + 1] if "-b" in argv else None
@@ -159,10 +206,9 @@ def spawn_conmon(argv: list[str], env: dict[str, str], conmon_log: Path,
             os.unlink(os.path.join(bundle, "oom"))
     log_fd = os.open(conmon_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
     try:
-        streams = stdio or (subprocess.DEVNULL, log_fd, log_fd)
-        proc = subprocess.Popen(argv, env=env, stdin=streams[0], stdout=streams[1],
-                                stderr=streams[2], close_fds=True, pass_fds=child_fds,
-                                process_group=0, cwd=bundle)
+        streams = stdio or (None, log_fd, log_fd)
+        pid = spawn(argv, env=env, stdin=streams[0], stdout=streams[1], stderr=streams[2],
+                    fds=child_fds, process_group=True, cwd=bundle)
     except OSError as exc:
         for s in (sync_parent, sync_child, start_parent, start_child):
             s.close()
@@ -176,21 +222,23 @@ def spawn_conmon(argv: list[str], env: dict[str, str], conmon_log: Path,
 
     mark("conmon-spawn")
     try:
-        if cgroup:  # podman's moveConmonToCgroupAndSignal: first the cgroup ...
-            from podkit_runtime._conmon_cgroup import move
-
-            move(proc.pid, cgroup)
-            mark("conmon-cgroup")
-        # ... then the start byte: conmon forks nothing until it reads it.
-        start_parent.send(b"\0")
+        try:  # podman's moveConmonToCgroupAndSignal: first the cgroup ...
+            _move_while(pid, cgroup, before_start)
+        except BaseException:
+            _kill_unreleased(pid)  # at EOF on the start pipe it would go on: kill it
+            raise
+        mark("conmon-cgroup")
+        # ... then the start byte: conmon forks nothing until it reads it. (Gone already,
+        # say on a log it could not open: the sync pipe's EOF below says so.)
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            start_parent.send(b"\0")
         if while_waiting is not None:
             while_waiting()
         # The report comes after runc create; the first conmon exits once the long-lived
-        # one is forked and its pid written, long before. Waiting for it first would
-        # poll (Popen.wait with a timeout sleeps in growing steps) for nothing.
+        # one is forked and its pid written, long before: reaping it is then immediate.
         report = _read_sync(sync_parent, timeout)
         mark("runc-create")
-        first_rc = proc.wait(timeout=timeout)
+        first_rc = wait(pid, timeout)
     finally:
         sync_parent.close()
         start_parent.close()

@@ -124,7 +124,11 @@ def release_container(bundle: Path, root: Path = CGROUP_ROOT) -> None:
         config = atomic.read_json(bundle / "config.json")
     except (OSError, errors.PodkitError):
         return
-    path = (config.get("linux") or {}).get("cgroupsPath") or ""
+    release_container_path((config.get("linux") or {}).get("cgroupsPath") or "", root)
+
+
+def release_container_path(path: str, root: Path = CGROUP_ROOT) -> None:
+    """:func:`release_container` for the ``cgroupsPath`` read from the bundle earlier."""
     if not path.startswith("/") or ":" in path or path.rstrip("/") == "":
         return
     try:

@@ -13,9 +13,11 @@ Each hook in the lifecycle modules is one call here; nothing here raises.
 
 from __future__ import annotations
 
-from typing import Any
-
 from podkit_common.events import container_event
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def emit(roots: Any, record: dict[str, Any] | None, status: str,

@@ -26,12 +26,14 @@ import os
 import posixpath
 import stat
 import tarfile
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
 
-from podkit_common import errors
+from podkit_common import errors, records
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from typing import IO, Any
 
 SYS_OPENAT2 = 437  # x86_64 and aarch64 alike
 RESOLVE_NO_MAGICLINKS = 0x02
@@ -65,7 +67,7 @@ def clean(path: str) -> str:
     return posixpath.normpath("/" + path).lstrip("/")
 
 
-@dataclass(frozen=True)
+@records.record(frozen=True)
 class Entry:
     """One file of a tree being copied: ``rel`` is relative to the tree's top ("" is
     the top); ``read`` opens a regular file's content."""
@@ -266,7 +268,7 @@ def write_tar(out: IO[bytes], top_name: str, entries: Iterator[Entry], *,
 
 # -- the command ------------------------------------------------------------------------
 
-@dataclass(frozen=True)
+@records.record(frozen=True)
 class CopyEnd:
     """One side of ``cp``: a container path, a host path, or ``-``."""
 

@@ -15,19 +15,21 @@ import secrets
 import shutil
 import socket
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from podkit_common import atomic, errors
+from podkit_common import atomic, errors, records
 from podkit_common.roots import Roots
 from podkit_runtime import _state
 from podkit_runtime._state import ContainerPaths
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from typing import Any
+
 EXEC_TIMEOUT = 240.0
 
 
-@dataclass(frozen=True)
+@records.record(frozen=True)
 class ExecOptions:
     """podman exec's options."""
 

@@ -13,10 +13,13 @@ import contextlib
 import os
 import time
 from pathlib import Path
-from typing import Any
 
 from podkit_common import atomic, errors
 from podkit_common.roots import Roots
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from typing import Any
 
 #: podman's exit-code prune interval (5 minutes)
 KEEP_SECONDS = 300.0

@@ -6,12 +6,14 @@ container thaws it afterwards (:func:`thaw_if_paused`), as podman does.
 
 from __future__ import annotations
 
-from typing import Any
-
 from podkit_common import errors
 from podkit_common.roots import Roots
 from podkit_runtime import _state
 from podkit_runtime._state import ContainerPaths, Observed
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _freeze(roots: Roots, ref: str, *, pause: bool) -> dict[str, Any]:

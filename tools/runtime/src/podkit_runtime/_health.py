@@ -28,17 +28,16 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import signal
-import subprocess
-import tempfile
-import threading
 import time
-from typing import Any
 
 from podkit_common import errors
 from podkit_common.roots import Roots
 from podkit_runtime import _state
 from podkit_runtime._state import ContainerPaths
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from typing import Any
 
 #: podman's defaults (define.DefaultHealthCheck*)
 DEFAULT_INTERVAL = 30.0
@@ -162,6 +161,10 @@ def _run_command(roots: Roots, cid: str, argv: list[str], timeout: float
                  ) -> tuple[int, str]:
     """(exit code, output) of ``argv`` exec'd in the container; 1 and a note when it
     overran ``timeout`` (the exec'd process is killed)."""
+    import signal
+    import tempfile
+    import threading
+
     from podkit_runtime._exec import ExecOptions, exec_in
     from podkit_runtime._run import ContainerCannotStart
 
@@ -281,11 +284,13 @@ def _timer_pidfile(roots: Roots, cid: str):
 def start_timer(roots: Roots, record: dict[str, Any]) -> None:
     """Start ``pod-runtime healthcheck loop ID`` for a just-started container (caller
     holds the lock; the record is saved with the timer's pid)."""
-    from podkit_runtime._conmon import conmon_env, exit_command_binary
-
     hc = record.get("healthcheck")
     if not hc or not hc.get("interval"):
         return
+    import subprocess
+
+    from podkit_runtime._conmon import conmon_env, exit_command_binary
+
     roots_args = ["--root", str(roots.root), "--runroot", str(roots.runroot)]
     proc = subprocess.Popen(
         [exit_command_binary(), *roots_args, "healthcheck", "loop", record["id"]],
@@ -301,6 +306,8 @@ def start_timer(roots: Roots, record: dict[str, Any]) -> None:
 
 def stop_timer(roots: Roots, cid: str, record: dict[str, Any] | None = None) -> None:
     """End the container's timer process, if it runs (not when we are it)."""
+    import signal
+
     if record is None:
         try:
             record = _state.load_record(roots, cid)

@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
 
 from podkit_common import errors
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_DIRS = ("/usr/share/containers/oci/hooks.d", "/etc/containers/oci/hooks.d")
 STAGES = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart",

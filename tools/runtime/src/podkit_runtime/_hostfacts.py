@@ -10,19 +10,22 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from podkit_common import errors
+from podkit_common.records import field, record
 from podkit_runtime import _security
 from podkit_runtime._resources import RLIMITS, HostDevice, parse_device
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from typing import Any
 
 #: Directories of /dev that are not device nodes a privileged container should get.
 _DEV_SKIP_DIRS = {"pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".udev"}
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class HostFacts:
     """Host facts the pure isolation rules need; the defaults describe a host that
     grants everything and has no seccomp profile (for unit tests)."""
@@ -78,12 +81,12 @@ def containers_conf_defaults(cache_dir: Path | None = None
 def _conf_settings(name: str, data: bytes, cache_dir: Path | None) -> dict[str, Any]:
     """{"caps", "sysctls"} set by one containers.conf (None: not set), via the cache."""
     import contextlib
-    import hashlib
 
     from podkit_common import atomic
     from podkit_common.jsonio import dumps, loads
+    from podkit_runtime._seccomp import cache_key
 
-    key = hashlib.sha256(b"containers-conf-1\0" + data).hexdigest()
+    key = cache_key(b"containers-conf-1\0" + data)
     cached = cache_dir / f"{key}.json" if cache_dir is not None else None
     if cached is not None:
         with contextlib.suppress(OSError, errors.InvalidDocument):
@@ -217,8 +220,6 @@ def device_specs(items: tuple[str, ...]) -> list[tuple[HostDevice, str, str]]:
 
 def gather_host_facts(opts: Any, runroot: Path, uid: int) -> HostFacts:
     """Everything the isolation options need from the host, for ``opts`` (BundleOptions)."""
-    import socket
-
     from podkit_runtime import _hooks, _isolation, _namespaces, _seccomp
 
     bounding, effective = own_capabilities()
@@ -228,7 +229,8 @@ def gather_host_facts(opts: Any, runroot: Path, uid: int) -> HostFacts:
         "available_caps": bounding,
         "can_raise_rlimits": "CAP_SYS_RESOURCE" in effective,
         "hard_limits": host_hard_limits() if opts.ulimit else {},
-        "host_hostname": socket.gethostname() if opts.uts == "host" else "",
+        # gethostname(2) is uname's nodename: no socket module to import for it
+        "host_hostname": os.uname().nodename if opts.uts == "host" else "",
         # c/common's sysinfo test: podman drops --blkio-weight without this file
         "blkio_weight": opts.blkio_weight is None
         or os.path.exists("/sys/fs/cgroup/blkio/blkio.weight"),

@@ -8,9 +8,11 @@ instead of failing somewhere inside the spec builder.
 
 from __future__ import annotations
 
-from typing import Any
-
 from podkit_common.errors import InvalidDocument
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from typing import Any
 
 _STRINGS = ("User", "WorkingDir", "StopSignal", "Hostname", "Domainname")
 _STRING_LISTS = ("Env", "Entrypoint", "Cmd", "OnBuild", "Shell")

@@ -7,13 +7,16 @@ podkit knows; podman fields podkit has no notion of yet are left out, not invent
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from podkit_common import atomic, errors
 from podkit_common.humanize import human_duration as _ago
 from podkit_common.roots import Roots
 from podkit_runtime import _state
 from podkit_runtime._state import ContainerPaths, Observed
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from typing import Any
 
 _ZERO_TIME = "0001-01-01T00:00:00Z"
 

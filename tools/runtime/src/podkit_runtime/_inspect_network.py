@@ -3,7 +3,10 @@ container's document (libpod's getContainerNetworkInfo, in podman's shape)."""
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from typing import Any
+
 
 #: The network `pod run` joins when none is named: like podman with its default network,
 #: a container on it alone also gets the top-level address fields.

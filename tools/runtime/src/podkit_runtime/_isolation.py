@@ -10,12 +10,15 @@ bundle step (``_hostfacts``).
 from __future__ import annotations
 
 import contextlib
-from typing import Any
 
 from podkit_common.errors import UsageError
 from podkit_common.keyvalues import key_values
 from podkit_runtime import _hooks, _namespaces, _resources, _security
 from podkit_runtime._hostfacts import HostFacts
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from typing import Any
 
 #: c/common v0.50's built-in default_capabilities (podman 4.3.1), used when no
 #: containers.conf sets them; Debian's /usr/share/containers/containers.conf narrows

@@ -7,13 +7,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
+from podkit_common.records import record
 from podkit_common.roots import Roots
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class RuntimeLayout:
     roots: Roots
 

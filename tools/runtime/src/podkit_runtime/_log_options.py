@@ -11,17 +11,19 @@ would grow past N bytes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
-
 from podkit_common import errors
+from podkit_common.records import record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 LOG_DRIVERS = ("k8s-file", "json-file", "none", "passthrough")
 #: drivers whose output conmon writes to the k8s-file log
 FILE_DRIVERS = ("k8s-file", "json-file")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class LogConfig:
     driver: str = "k8s-file"
     size_max: int | None = None

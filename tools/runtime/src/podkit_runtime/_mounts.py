@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any
 
 from podkit_common import errors
+from podkit_common.records import record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from typing import Any
 
 VOLUME_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 PROPAGATIONS = ("private", "rprivate", "shared", "rshared", "slave", "rslave",
@@ -32,7 +35,7 @@ _PLAIN_FLAGS = ("ro", "rw", "nosuid", "suid", "nodev", "dev", "noexec", "exec")
 TMPFS_DEFAULTS = ("rw", "rprivate", "nosuid", "nodev", "tmpcopyup")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class MountSpec:
     """One user mount. ``kind``: "bind" (source a host path), "volume" (source a volume
     name, or None for a new anonymous one) or "tmpfs"."""

@@ -14,11 +14,14 @@ Pure: :func:`parse_mode`, :func:`namespace_list`. I/O: :func:`container_namespac
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from podkit_common import errors
+from podkit_common.records import record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from typing import Any
 
 #: OCI namespace type -> the file under /proc/PID/ns.
 PROC_NS = {"pid": "pid", "network": "net", "mount": "mnt", "ipc": "ipc", "uts": "uts",
@@ -26,7 +29,7 @@ PROC_NS = {"pid": "pid", "network": "net", "mount": "mnt", "ipc": "ipc", "uts": 
 DEFAULT_PRIVATE = ("pid", "network", "ipc", "uts", "mount", "cgroup")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class NamespaceMode:
     """One namespace's mode: "private", "host", "container" (with ``target``) or "path"."""
 

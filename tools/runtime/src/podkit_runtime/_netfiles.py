@@ -10,9 +10,12 @@ network stage also keeps its own block of network members in ``hosts``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from podkit_common.inplace import replace_block, rewrite_in_place
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from typing import Any
 
 BEGIN = "# podkit hosts: begin (--add-host and own addresses)"
 END = "# podkit hosts: end"

@@ -11,11 +11,14 @@ Detached, the container keeps the fds it was given; podman prints no id then.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import replace
-from typing import Any
 
 from podkit_common import errors
+from podkit_common.records import replace
 from podkit_common.roots import Roots
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def run_passthrough(doc: dict[str, Any], roots: Roots, opts: Any,

@@ -9,10 +9,13 @@ value; different keys must all match.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from typing import Any
 
 from podkit_common import errors
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 STATUSES = ("created", "running", "degraded", "paused", "exited", "stopped", "dead")
 CTR_STATUSES = ("created", "running", "paused", "stopped", "exited", "unknown", "configured")

@@ -18,13 +18,16 @@ alone (a container never started) still finds its pod.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from podkit_common import atomic, errors
+from podkit_common.records import replace
 from podkit_common.roots import Roots
 from podkit_runtime import _pod_record as R
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from typing import Any
 
 MEMBER_FILE = "pod-member.json"
 #: podman's OCI type names for the namespaces --share names

@@ -5,9 +5,11 @@ turn them into options here."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from podkit_runtime._pod_record import PodOptions
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def infra_command(value: str | None) -> tuple[str, ...] | None:

@@ -27,13 +27,15 @@ import contextlib
 import os
 import re
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from podkit_common import atomic, errors
+from podkit_common import atomic, errors, records
 from podkit_common.roots import Roots
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any
 
 SHAREABLE = ("cgroup", "ipc", "net", "pid", "uts")
 DEFAULT_SHARE = ("ipc", "net", "uts")
@@ -43,14 +45,14 @@ CGROUP_PARENT = "/podkit"
 EXIT_POLICIES = ("continue", "stop")
 
 
-@dataclass(frozen=True)
+@records.record(frozen=True)
 class PodOptions:
     """``pod create``'s options (podman's flag names in comments)."""
 
     name: str | None = None                  # --name
     share: str | None = None                 # --share (None: ipc,net,uts)
     hostname: str | None = None              # --hostname
-    labels: dict[str, str] = field(default_factory=dict)  # --label
+    labels: dict[str, str] = records.field(default_factory=dict)  # --label
     infra: bool = True                       # --infra
     infra_image: str | None = None           # --infra-image
     infra_command: tuple[str, ...] | None = None  # --infra-command

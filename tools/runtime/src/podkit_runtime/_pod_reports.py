@@ -3,13 +3,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
 from podkit_common import errors
 from podkit_common.roots import Roots
 from podkit_runtime import _pod_record as R
 from podkit_runtime._pods import _member_rows, _observed, container_ids, pod_status
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any
 
 
 def ps_line(roots: Roots, pod: dict[str, Any]) -> dict[str, Any]:

@@ -15,14 +15,17 @@ Status of a pod, podman's rules (libpod/pod_status.go) over the infra and member
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
-from typing import Any
 
 from podkit_common import errors
 from podkit_common.roots import Roots
 from podkit_runtime import _pod_record as R
 
-Prepare = Callable[[str, dict[str, Any]], dict[str, Any] | None]
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    Prepare = Callable[[str, dict[str, Any]], dict[str, Any] | None]
 
 
 # -- create ---------------------------------------------------------------------------------
@@ -147,17 +150,21 @@ def start_pod(roots: Roots, ref: str, prepare: Prepare | None = None) -> dict[st
     changed = False
     failures: list[str] = []
     infra = pod["infra"].get("id")
+    from podkit_runtime._timings import mark
+
     if infra:  # first: the members join its namespaces
         try:
             changed = _start_one(roots, infra, prepare)
         except errors.PodkitError as exc:
             failures.append(f"starting container {infra}: {exc}")
+        mark("infra-start")
     members = list(pod["members"])
     if failures:
         failures += [f"starting container {cid}: a dependency of container {cid} failed to "
                      "start: container state improper" for cid in members]
     elif members:
         changed |= _start_members(roots, members, prepare, failures)
+        mark("members-start")
     if failures:
         raise errors.RuntimeFailure("; ".join(failures),
                                     hint=f"pod pod inspect {pod['name']} shows each "

@@ -8,11 +8,13 @@ at bundle time.
 from __future__ import annotations
 
 import os
-import shutil
-from collections.abc import Iterable, Mapping
-from typing import Any
 
 from podkit_common import errors
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+    from typing import Any
 
 #: Where podman runs its init inside the container, and what it prefixes the args with.
 INIT_DESTINATION = "/run/podman-init"
@@ -86,7 +88,9 @@ def group_ids(names: Iterable[str], group_rows: list[list[str]]) -> list[int]:
 
 def find_init(init_path: str | None) -> str:
     """The host's catatonit (``--init-path``, podman's default path, then $PATH)."""
-    candidates = [init_path] if init_path else [*INIT_CANDIDATES, shutil.which("catatonit")]
+    from podkit_runtime._spawn import which
+
+    candidates = [init_path] if init_path else [*INIT_CANDIDATES, which("catatonit")]
     for path in candidates:
         if path and os.path.isfile(path) and os.access(path, os.X_OK):
             return os.path.realpath(path)

@@ -7,9 +7,12 @@ either); everything we print reads the record.
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from podkit_common import errors
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from typing import Any
 
 #: podman's container name pattern (libpod/define NameRegex)
 NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")

@@ -6,11 +6,13 @@ looked up by ``_hostfacts`` in the bundle step and passed in.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 from podkit_common.errors import PermissionDenied, UsageError
+from podkit_common.records import record
 from podkit_runtime._parse_units import parse_cpus, parse_cpuset, parse_int, parse_size
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from typing import Any
 
 #: containers.conf's pids_limit default, which podman applies to every container.
 DEFAULT_PIDS_LIMIT = 2048
@@ -25,7 +27,7 @@ IPC_SYSCTLS = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
 UTS_SYSCTLS = ("kernel.domainname", "kernel.hostname")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ResourceOpts:
     """The raw option strings (parsed and checked here, so errors name the option)."""
 
@@ -157,7 +159,7 @@ def sysctls(items: tuple[str, ...], *, host_ipc: bool, host_net: bool,
     return out
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class HostDevice:
     """A host device node as stat() saw it."""
 

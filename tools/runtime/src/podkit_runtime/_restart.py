@@ -29,12 +29,15 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from typing import Any
 
 from podkit_common import errors
 from podkit_common.roots import Roots
 from podkit_runtime import _state
 from podkit_runtime._state import ContainerPaths
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from typing import Any
 
 POLICIES = ("no", "on-failure", "always", "unless-stopped")
 
@@ -57,16 +60,21 @@ def parse_policy(text: str | None) -> dict[str, Any]:
 
 def record_fields(opts: Any) -> dict[str, Any]:
     """What ``create`` keeps in the record for restarts and healthchecks."""
-    from podkit_runtime._health import record_fields as health_fields
-
     policy = parse_policy(getattr(opts, "restart_policy", None))
     if policy["name"] != "no" and opts.remove:
         raise errors.UsageError("the --rm option conflicts with --restart",
                                 hint="podman refuses both too: drop one")
     return {"restart_policy": policy, "restart_count": 0, "stopped_by_user": False,
             "exit_command": list(opts.exit_command) if opts.exit_command else None,
-            "log_size_max": opts.log_size_max,
-            **health_fields(getattr(opts, "health", None))}
+            "log_size_max": opts.log_size_max, **_health_fields(getattr(opts, "health", None))}
+
+
+def _health_fields(config: dict[str, Any] | None) -> dict[str, Any]:
+    if not config:  # most containers: no need to load the healthcheck module
+        return {}
+    from podkit_runtime._health import record_fields
+
+    return record_fields(config)
 
 
 def should_restart(record: dict[str, Any], exit_code: int | None) -> bool:

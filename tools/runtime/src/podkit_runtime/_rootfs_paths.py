@@ -18,9 +18,9 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from dataclasses import dataclass
 
 from podkit_common import errors
+from podkit_common.records import record
 
 MAX_SYMLINKS = 40
 _DIR_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -33,7 +33,7 @@ _DIR_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 KERNEL_PATHS = ("/proc", "/sys", "/dev")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Resolved:
     """A container path resolved inside the rootfs."""
 

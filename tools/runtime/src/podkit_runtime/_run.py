@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 from podkit_common import atomic, errors
 from podkit_common.roots import Roots
 from podkit_runtime._spec import with_network
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class ContainerCannotStart(errors.RuntimeFailure):
@@ -33,9 +36,9 @@ def prepare_bundle(doc: dict[str, Any]) -> Path:
         config = atomic.read_json(config_path)
         updated = with_network(config, doc["network"])
         if not _same_config(updated, config):
-            # The runroot dies with a reboot: no fsync (a crash still leaves the old or
-            # the new file, never half of one).
-            atomic.write_json(config_path, updated, durable=False)
+            from podkit_runtime._bundle import write_config
+
+            write_config(config_path, updated)
         from podkit_runtime._netfiles import apply_network_files
 
         apply_network_files(bundle, doc["network"], config.get("hostname") or cid[:12])
@@ -85,8 +88,7 @@ def run_bundle(doc: dict[str, Any], roots: Roots,
     ``on_exit()`` runs (attached) as soon as the exit file shows the container exited,
     before runc delete and the record are settled.
     """
-    from dataclasses import replace
-
+    from podkit_common.records import replace
     from podkit_runtime._lifecycle import CreateOptions, run
 
     # _lifecycle.create prepares the bundle (checks it, applies the network section)

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
-import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 
 from podkit_common import errors
+from podkit_common.records import record
 
 
 def runc_binary() -> str:
-    path = os.environ.get("PODKIT_RUNC") or shutil.which("runc")
+    from podkit_runtime._spawn import which
+
+    path = os.environ.get("PODKIT_RUNC") or which("runc")
     if not path:
         raise errors.NotFound("runc not found on PATH", hint="apt-get install runc")
     return path
@@ -23,7 +23,7 @@ def runc_argv(runc: str, state_root: Path, log: Path, *args: str) -> list[str]:
     return [runc, "--root", str(state_root), "--log", str(log), "--log-format", "json", *args]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class RuncFailure:
     """What runc said when it failed, classified the way podman classifies it."""
 
@@ -60,6 +60,8 @@ def read_runc_error(log: Path) -> RuncFailure | None:
 def run_foreground(argv: list[str], stdio: tuple[int, int, int]) -> int:
     """Run ``runc run`` with the given stdio fds and wait, riding out ^C (runc forwards
     signals to the container, which decides)."""
+    import subprocess
+
     proc = subprocess.Popen(argv, stdin=stdio[0], stdout=stdio[1], stderr=stdio[2],
                             close_fds=True)
     while True:
@@ -70,6 +72,6 @@ def run_foreground(argv: list[str], stdio: tuple[int, int, int]) -> int:
 
 
 def delete_force(runc: str, state_root: Path, log: Path, cid: str) -> None:
-    subprocess.run(runc_argv(runc, state_root, log, "delete", "--force", cid),
-                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL, check=False)
+    from podkit_runtime._spawn import run
+
+    run(runc_argv(runc, state_root, log, "delete", "--force", cid), env=os.environ)

@@ -11,10 +11,12 @@ or read-only paths, a writable /sys and cgroup fs, the host's devices, no seccom
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 from podkit_common.errors import UsageError
+from podkit_common.records import record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from typing import Any
 
 #: Every Linux capability, in kernel order (CAP_CHOWN is 0).
 LINUX_CAPABILITIES = (
@@ -100,7 +102,7 @@ def capability_sets(default: tuple[str, ...], add: tuple[str, ...], drop: tuple[
             "inheritable": list(user_caps), "ambient": list(user_caps)}
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class SecurityOpts:
     """What ``--security-opt`` items say, parsed."""
 

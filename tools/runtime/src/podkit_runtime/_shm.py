@@ -12,9 +12,12 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-from typing import Any
 
 from podkit_common import errors
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_SHM_BYTES = 64 << 20  # podman's shm_size "65536k"
 SHM_DIR = "shm"

@@ -7,8 +7,12 @@ user name in the container's /etc/passwd, writing files) happens in ``_bundle``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from podkit_common.records import field, record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from typing import Any
+
 
 OCI_VERSION = "1.0.2"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -30,7 +34,7 @@ READONLY_PATHS = [
 ]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class User:
     """A resolved process user."""
 
@@ -40,7 +44,7 @@ class User:
     home: str = "/"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class BundleOptions:
     """Run options that shape the config (podman's names in comments)."""
 

@@ -23,12 +23,15 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 from podkit_common import errors
 from podkit_runtime._top import cgroup_dir
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Sequence
+    from typing import Any
 
 #: podman stats --interval's default, in seconds
 DEFAULT_INTERVAL = 5

@@ -20,8 +20,11 @@ import struct
 import termios
 import threading
 import tty
-from collections.abc import Iterator
 from pathlib import Path
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 #: conmon's ctl FIFO event for a window resize (conmon src/ctrl.c WIN_RESIZE_EVENT)
 WIN_RESIZE_EVENT = 1

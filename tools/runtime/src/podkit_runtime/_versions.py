@@ -20,13 +20,15 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from podkit_common.roots import Roots
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 ACK_ENV = "PODKIT_RUNTIME_CVE_ACK"
 CACHE_VERSION = 1
@@ -35,10 +37,12 @@ CACHE_VERSION = 1
 # -- the host ----------------------------------------------------------------------------
 
 def _run(argv: list[str]) -> str:
+    from podkit_common import errors
+    from podkit_runtime._spawn import run
+
     try:
-        return subprocess.run(argv, capture_output=True, text=True, timeout=10,
-                              check=False, stdin=subprocess.DEVNULL).stdout
-    except (OSError, subprocess.TimeoutExpired):
+        return run(argv, env=os.environ, timeout=10).stdout.decode(errors="replace")
+    except (OSError, errors.Timeout):
         return ""
 
 

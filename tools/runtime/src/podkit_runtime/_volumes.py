@@ -19,17 +19,19 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import stat
 import time
-from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
 
 from podkit_common import atomic, errors
 from podkit_common.locks import object_lock
 from podkit_common.roots import Roots
 from podkit_runtime._mounts import VOLUME_NAME
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+    from typing import Any
 
 RECORD = "volume.json"
 
@@ -83,6 +85,8 @@ def create_volume(roots: Roots, name: str | None = None, *,
                   ignore: bool = False) -> tuple[dict[str, Any], bool]:
     """Make a volume (a random 64-hex name when ``name`` is None); returns the record
     and whether it was made. An existing name is a Conflict unless ``ignore``."""
+    import shutil
+
     if name is None:
         name = os.urandom(32).hex()
     _check_name(name)
@@ -123,6 +127,8 @@ def list_volumes(roots: Roots) -> list[dict[str, Any]]:
 
 def remove_volume(roots: Roots, name: str, *, force: bool = False) -> bool:
     """Delete volume ``name``; a volume in use is a Conflict unless ``force``."""
+    import shutil
+
     _check_name(name)
     base = volumes_dir(roots) / name
     with _lock(roots, name):
@@ -260,6 +266,8 @@ def _walk(top: str) -> Iterator[tuple[str, list[str], list[str]]]:
 
 
 def _copy_entry(src: str, dst: str) -> None:
+    import shutil
+
     s = os.lstat(src)
     if stat.S_ISLNK(s.st_mode):
         os.symlink(os.readlink(src), dst)

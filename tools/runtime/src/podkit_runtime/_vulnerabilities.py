@@ -13,10 +13,11 @@ or below the installed version).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+
+from podkit_common.records import record
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Vulnerability:
     """One advisory: releases below ``fixed`` (per branch) are affected unless a
     distribution build carries the fix (``debian_fixed``)."""
@@ -68,7 +69,7 @@ KNOWN_VULNERABLE: tuple[Vulnerability, ...] = (
 )
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Finding:
     cve: str
     severity: str

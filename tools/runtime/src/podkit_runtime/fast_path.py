@@ -11,9 +11,12 @@ Regenerate the spec after changing `cleanup`'s options::
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from podkit_common.fastargs import FastPath
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from typing import Any
 
 TOOL = "pod-runtime"
 #: commands whose first positional ends their options (typer's path too: cli.main)
@@ -42,7 +45,9 @@ def main() -> None:
         sys.exit(0)
     code = FAST.main(sys.argv[1:])
     if code is not None:
-        sys.exit(code)
+        from podkit_common.cli_base import exit_now
+
+        exit_now(code)
     from podkit_runtime.cli import main as typer_main
 
     typer_main()
