@@ -10,11 +10,14 @@ command when detached.
 from __future__ import annotations
 
 import contextlib
-from typing import Any
 
 from podkit_common import errors
 from podkit_common.cli_base import sibling_executable
 from podkit_common.roots import Roots
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def pod_executable() -> str:
@@ -72,6 +75,9 @@ def cleanup(roots: Roots, cid: str, *, remove_after: bool) -> dict[str, Any]:
     from podkit_runtime._state import load_record
     from podkit_storage import remove_container, unmount_container
 
+    with contextlib.suppress(errors.NotFound):
+        if load_record(roots, cid).get("configured"):  # never ran: its start needs all
+            return {"changed": False, "container": {"id": cid}, "removed": False}
     # A container its restart policy brings back keeps its network and rootfs mount.
     restarting = not remove_after and will_restart(roots, cid)
     with contextlib.suppress(errors.NotFound):

@@ -7,10 +7,11 @@
     start:   pod-runtime pod start      (infra first; rootfs mounted again where needed)
     rm:      pod-runtime pod rm | pod-netsetup detach ; pod-storage rm each container
 
-The infra is created under conmon at `pod pod create` (status Created, like podman's)
-with its network attached then, and keeps it until the pod is removed: its exit command
-is pod-runtime's cleanup, which leaves the network alone, so a stopped pod starts again
-without the network stage. (podman attaches at infra start and detaches at stop.)
+The infra is configured at `pod pod create` (status Created, like podman's: no conmon
+or runc before `pod pod start`, podkit_runtime._configured) with its network attached
+then, and keeps it until the pod is removed: its exit command is pod-runtime's cleanup,
+which leaves the network alone, so a stopped pod starts again without the network stage.
+(podman attaches at infra start and detaches at stop.)
 
 The infra image is ``localhost/podkit-pause:<podkit version>-<catatonit digest[:12]>``:
 podman's pattern (a one-layer image holding a static catatonit at /catatonit, entrypoint
@@ -25,10 +26,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any
 
 from podkit_common import errors
 from podkit_common.roots import Roots
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from typing import Any
 
 PAUSE_REPO = "localhost/podkit-pause"
 PAUSE_ENTRYPOINT = 'ENTRYPOINT ["/catatonit", "-P"]'
@@ -153,8 +157,10 @@ def create(roots: Roots, opts: Any, *, progress: Any = None) -> dict[str, Any]:
     from podkit_runtime._pod_members import write_infra_bundle
     from podkit_runtime._pod_record import load
     from podkit_runtime._pods import create_pod, report
+    from podkit_runtime._timings import mark
 
     out = create_pod(roots, opts)
+    mark("pod-record")
     pod_id = out["pod"]["id"]
     if not opts.infra:
         return out
@@ -167,12 +173,17 @@ def create(roots: Roots, opts: Any, *, progress: Any = None) -> dict[str, Any]:
             image = image_document(roots, opts.infra_image)
         else:
             image = ensure_pause_image(roots)
+        mark("infra-image")
         from podkit_storage import create_container
 
         doc = create_container(image, roots, name=out["pod"]["infra"]["name"])
+        mark("storage-create")
         doc = write_infra_bundle(doc, roots, pod_id)
+        mark("bundle")
         doc = _attach(doc, roots, net_opts)
-        create_runtime(doc, roots)
+        mark("network-begin")
+        create_runtime(doc, roots, configure_only=True)  # conmon + runc at pod start
+        mark("configure")
     except BaseException:
         with contextlib.suppress(errors.PodkitError, OSError):
             remove(roots, pod_id, force=True, extra_docs=[doc] if doc else [])

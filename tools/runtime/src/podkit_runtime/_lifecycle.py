@@ -19,20 +19,22 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal as signal_mod
-import subprocess
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from podkit_common import errors
+from podkit_common import errors, records
 from podkit_common.roots import Roots
 from podkit_runtime import _state
 from podkit_runtime._container_events import emit as _event
 from podkit_runtime._freezer import thaw_if_paused
 from podkit_runtime._state import ContainerPaths, Observed
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from typing import Any
+
+    from podkit_runtime._spawn import Completed
 
 #: podman's killContainerTimeout: how long to wait after SIGKILL
 KILL_WAIT = 5.0
@@ -55,7 +57,7 @@ def can_remove_without_force(status: str) -> bool:
     return status in ("created", "exited", "stopped")
 
 
-@dataclass(frozen=True)
+@records.record(frozen=True)
 class CreateOptions:
     """What ``pod-runtime create`` takes besides the document."""
 
@@ -76,12 +78,14 @@ class CreateOptions:
 
 # -- runc -------------------------------------------------------------------------------
 
-def _runc(paths: ContainerPaths, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def _runc(paths: ContainerPaths, *args: str, check: bool = True) -> Completed:
+    """runc's exit code, stdout and stderr (stdin /dev/null); RuntimeFailure if it failed
+    and ``check``."""
     from podkit_runtime._runc import runc_binary
+    from podkit_runtime._spawn import run
 
     argv = [runc_binary(), "--root", str(paths.runc_root), *args]
-    proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, check=False,
-                          env={"PATH": os.environ.get("PATH", os.defpath)})
+    proc = run(argv, env={"PATH": os.environ.get("PATH", os.defpath)})
     if check and proc.returncode != 0:
         msg = proc.stderr.decode(errors="replace").strip() or f"exit {proc.returncode}"
         raise errors.RuntimeFailure(f"runc {args[0]} {paths.cid[:12]}: {msg}")
@@ -166,9 +170,12 @@ def _image_stop_signal(doc: dict[str, Any]) -> str | None:
 
 
 def create(doc: dict[str, Any], roots: Roots, opts: CreateOptions = CreateOptions(),
-           while_creating: Any = None) -> dict[str, Any]:
+           while_creating: Any = None, *, configure_only: bool = False,
+           configured: dict[str, Any] | None = None) -> dict[str, Any]:
     """conmon + ``runc create`` for the bundle in ``doc``; returns it with ``state``.
-    ``while_creating()`` runs while runc creates it (``_conmon.spawn_conmon``)."""
+    ``while_creating()`` runs while runc creates it (``_conmon.spawn_conmon``).
+    ``configure_only``: podman's create, the record alone (``_configured``);
+    ``configured``: the init of such a record."""
     from podkit_runtime._conmon import (
         ConmonOptions,
         CreateFailed,
@@ -189,28 +196,37 @@ def create(doc: dict[str, Any], roots: Roots, opts: CreateOptions = CreateOption
     if bundle != paths.bundle:
         raise errors.InvalidDocument(f"bundle {bundle} is not this runroot's bundle "
                                      f"{paths.bundle}", hint="use the same --runroot")
-    if paths.record.exists():
+    if paths.record.exists() and configured is None:
         raise errors.Conflict(f"container {name} ({cid[:12]}) already exists",
                               hint="pod-runtime start it, or rm it first")
+    if configure_only:
+        from podkit_runtime._configured import configure
+
+        return configure(doc, roots, opts, extra_fields)
     if doc["bundle"].get("pod"):  # a pod member: the infra runs first, its namespaces joined
         from podkit_runtime._pod_members import join_pod
 
         doc = join_pod(roots, doc)
-    prepare_bundle(doc)
     tty = opts.tty or bool(doc["bundle"].get("tty"))
     conmon_stdio = _passthrough_stdio(opts, tty)  # refused on a terminal before anything
     from podkit_runtime._conmon_cgroup import for_bundle as conmon_cgroup_for
 
     conmon_cgroup = conmon_cgroup_for(bundle)  # <CgroupParent>/conmon, like podman
     with _state.lock(roots, cid):
+        # private state; conmon opens its logs (here and in the record's dir) at start
         for d in (paths.run_dir, paths.exit_dir, paths.record_dir, paths.runc_root):
-            d.mkdir(parents=True, exist_ok=True, mode=0o700)  # private state
-        for stale in (paths.attach_socket, paths.ctl, bundle / "winsz", paths.exit_file,
-                      paths.pidfile, paths.conmon_pidfile, paths.oci_log):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(stale)
-        # A leftover runc container of the same id (a crash mid-create) would fail create.
-        _runc_delete(paths, False)
+            d.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+        def ready_for_runc() -> None:  # while conmon moves into its cgroup (spawn_conmon)
+            prepare_bundle(doc)
+            for stale in (paths.attach_socket, paths.ctl, bundle / "winsz", paths.exit_file,
+                          paths.pidfile, paths.conmon_pidfile, paths.oci_log):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(stale)
+            # A leftover runc container of the same id (a crash mid-create) would fail
+            # create.
+            _runc_delete(paths, False)
+
         copts = ConmonOptions(name=name, stdin=opts.stdin, tty=tty, remove=opts.remove,
                               log_size_max=opts.log_size_max, exit_command=opts.exit_command,
                               log_driver=opts.log_driver)
@@ -221,6 +237,7 @@ def create(doc: dict[str, Any], roots: Roots, opts: CreateOptions = CreateOption
             created = spawn_conmon(argv, conmon_env(dict(os.environ)),
                                    paths.run_dir / "conmon.log",
                                    stdio=conmon_stdio, cgroup=conmon_cgroup,
+                                   before_start=ready_for_runc,
                                    while_waiting=_while_creating(roots, runc, conmon,
                                                                  while_creating))
         except CreateFailed as exc:
@@ -230,25 +247,17 @@ def create(doc: dict[str, Any], roots: Roots, opts: CreateOptions = CreateOption
             _abandon(paths)
             raise
         conmon_pid = _read_pid(paths.conmon_pidfile)
-        record = {
-            "id": cid, "name": name, "created_at": _state.iso_time(created_at),
-            "created_ts": created_at, "started_at": None, "finished_at": None,
-            "exit_code": None, "pid": created.pid, "conmon_pid": conmon_pid,
-            "conmon_start": _state.proc_start_time(conmon_pid) if conmon_pid else None,
-            "image": (doc["container"].get("image_name")
-                      or ((doc.get("image") or {}).get("names") or [None])[-1]),
-            "image_id": doc["container"].get("image_id") or (doc.get("image") or {}).get("id"),
-            "command": list(doc["bundle"].get("args") or []),
-            "stdin": opts.stdin, "tty": tty, "auto_remove": opts.remove,
-            "stop_signal": opts.stop_signal or _image_stop_signal(doc) or "SIGTERM",
-            "stop_timeout": opts.stop_timeout, "log_path": str(paths.log),
-            "log_driver": opts.log_driver, "log_size_max": opts.log_size_max,
-            "doc": _doc_for_record(doc), "pod": doc["bundle"].get("pod"),
-            "conmon_cgroup": conmon_cgroup,
-            **extra_fields,
-        }
+        record = new_record(
+            doc, opts, paths, created_at, tty=tty, pid=created.pid, conmon_pid=conmon_pid,
+            conmon_start=_state.proc_start_time(conmon_pid) if conmon_pid else None,
+            conmon_cgroup=conmon_cgroup, **extra_fields)
+        if configured is not None:
+            from podkit_runtime._configured import merged
+
+            record = merged(configured, record)
         _state.save_record(roots, record)
-        _event(roots, record, "create")
+        if configured is None:
+            _event(roots, record, "create")
         _event(roots, record, "init")
     seen = _state.observe(roots, record)
     return {**doc, "changed": True, "state": state_section(record, seen)}
@@ -277,8 +286,10 @@ def _abandon(paths: ContainerPaths) -> None:
     """Undo a failed create: conmon (if it lingers), runc's state, our volatile files."""
     pid = _read_pid(paths.conmon_pidfile)
     if pid and _state.proc_start_time(pid) is not None:
+        import signal
+
         with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal_mod.SIGKILL)
+            os.kill(pid, signal.SIGKILL)
     _runc_delete(paths, False)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(paths.exit_file)
@@ -320,6 +331,10 @@ def start(roots: Roots, ref: str) -> dict[str, Any]:
             raise errors.Conflict(
                 f"container {record['name']} is {seen.status}: only a created container "
                 "can start", hint="create a new container (podkit does not restart yet)")
+        if record.get("configured"):  # podman's init first: conmon + runc create
+            from podkit_runtime._configured import init
+
+            record = init(roots, record)
         paths = ContainerPaths(roots, cid)
         # The start time is taken before runc start: a short-lived container may have
         # finished (exit file written) by the time runc start returns.
@@ -347,8 +362,7 @@ def run(doc: dict[str, Any], roots: Roots, opts: CreateOptions = CreateOptions()
     ``stdio[1]``/``stdio[2]`` (and ``stdio[0]`` to its stdin with ``opts.stdin``) until it
     exits; the document then holds the exit code. Detached: return once it runs.
     ``before_start(doc) -> doc | None`` and ``on_exit()``: see ``_run.run_bundle``."""
-    from dataclasses import replace
-
+    from podkit_common.records import replace
     from podkit_runtime._run import finish_before_start, prepare_attached
     from podkit_runtime._timings import mark
 
@@ -405,12 +419,15 @@ def run(doc: dict[str, Any], roots: Roots, opts: CreateOptions = CreateOptions()
             on_exit()
         # Record the exit ourselves rather than wait for conmon's exit command (a
         # process start-up away); the exit command then finds it done (or gone).
-        record = _state.settle(roots, cid, _runc_delete)
-        mark("settle")
-        seen = _state.observe(roots, record)
-        if opts.remove:
-            _remove_now(roots, cid, remove_volumes=True)
+        if opts.remove:  # runc delete runs alongside the removals (_attached_rm)
+            from podkit_runtime._attached_rm import settle_and_remove
+
+            record, seen = settle_and_remove(roots, cid, mark=mark)
             mark("remove-runtime")
+        else:
+            record = _state.settle(roots, cid, _runc_delete)
+            mark("settle")
+            seen = _state.observe(roots, record)
     else:
         record, seen = wait(roots, cid)
         if opts.remove:
@@ -467,6 +484,8 @@ def wait(roots: Roots, ref: str, conditions: Iterable[str] = ("stopped", "exited
 
 def signal_name(sig: str | int) -> str:
     """A normalised signal name for runc (``TERM``, ``15`` and ``SIGTERM`` all work)."""
+    import signal as signal_mod
+
     text = str(sig).strip().upper()
     if text.isdigit():
         try:
@@ -484,6 +503,10 @@ def kill(roots: Roots, ref: str, sig: str | int = "SIGKILL") -> dict[str, Any]:
     cid = _state.resolve(roots, ref)
     name = signal_name(sig)
     record, seen = sync(roots, cid)
+    if record.get("configured"):
+        from podkit_runtime._configured import refuse_kill
+
+        refuse_kill(record)
     if not can_kill(seen.status):
         raise errors.Conflict(f"can only kill running containers. {cid[:12]} is in state "
                               f"{seen.status}: container state improper")
@@ -502,7 +525,7 @@ def stop(roots: Roots, ref: str, timeout: int | None = None,
     cid = _state.resolve(roots, ref)
     _note_user_stop(roots, cid)  # first: an exit command mid-restart must see it
     record, seen = sync(roots, cid)
-    if not can_kill(seen.status):
+    if not can_kill(seen.status) or record.get("configured"):  # configured: nothing runs
         return {**document(record, seen, False), "warnings": []}
     timeout = record.get("stop_timeout", 10) if timeout is None else timeout
     sig = signal_name(stop_signal or record.get("stop_signal") or "SIGTERM")
@@ -549,7 +572,7 @@ def remove(roots: Roots, ref: str, *, force: bool = False, timeout: int | None =
                 "containers cannot be removed without force: container state improper",
                 hint="stop it first, or use --force")
         stop(roots, cid, timeout)
-    elif seen.status == "created":
+    elif seen.status == "created" and not record.get("configured"):
         # runc delete --force kills the waiting init; conmon then exits on its own.
         _runc_delete(ContainerPaths(roots, cid), False)
         wait(roots, cid)
@@ -564,11 +587,12 @@ def _remove_now(roots: Roots, cid: str, remove_volumes: bool = False) -> None:
     from podkit_runtime._bundle import remove_bundle
 
     with _state.lock(roots, cid):
-        gone = _load_for_event(roots, cid)
-        _stop_health_timer(roots, cid)
+        gone = _load_for_event(roots, cid)  # the record, read once here
+        if gone is not None:
+            _stop_health_timer(roots, cid, gone)
         paths = ContainerPaths(roots, cid)
         _runc_delete(paths, True)
-        _release_conmon_cgroup(roots, cid)
+        _release_conmon_cgroup((gone or {}).get("conmon_cgroup"))
         _release_container_cgroup(paths)
         _state.remove_files(roots, cid)
         remove_bundle(roots, cid, remove_volumes=remove_volumes)
@@ -588,9 +612,11 @@ def cleanup(roots: Roots, ref: str, *, remove_after: bool = False) -> dict[str, 
         record = _state.settle(roots, cid, _runc_delete)
     except errors.NotFound:
         return {"changed": False, "container": {"id": cid}, "removed": False}
-    from podkit_runtime import _exits, _health, _restart
+    if record.get("configured"):  # it never ran: nothing to clean up
+        return {"changed": False, "container": {"id": cid}, "removed": False}
+    from podkit_runtime import _exits, _restart
 
-    _health.stop_timer(roots, cid, record)
+    _stop_health_timer(roots, cid, record)
     _event(roots, record, "cleanup")
     if record.get("pod"):  # --exit-policy stop: the last member out stops the pod
         from podkit_runtime._pods import after_member_exit
@@ -640,11 +666,10 @@ def _wait_out_restarts(roots: Roots, cid: str, paths: ContainerPaths
     return wait_out_restarts(roots, cid, paths)
 
 
-def _release_conmon_cgroup(roots: Roots, cid: str) -> None:
+def _release_conmon_cgroup(path: str | None) -> None:
     from podkit_runtime._conmon_cgroup import release
 
-    with contextlib.suppress(errors.NotFound):
-        release(_state.load_record(roots, cid).get("conmon_cgroup"))
+    release(path)
 
 
 def _release_container_cgroup(paths: ContainerPaths) -> None:
@@ -662,6 +687,29 @@ def _passthrough_stdio(opts: CreateOptions, tty: bool) -> tuple[int, int, int] |
     return opts.passthrough_stdio
 
 
+def new_record(doc: dict[str, Any], opts: Any, paths: ContainerPaths, created_at: float,
+               **fields: Any) -> dict[str, Any]:
+    """A container's record as create makes it (``fields`` add to or override it: the
+    pids of conmon and the container, or a configured container's zeros)."""
+    cid = doc["container"]["id"]
+    return {
+        "id": cid, "name": doc["container"].get("name") or cid[:12],
+        "created_at": _state.iso_time(created_at), "created_ts": created_at,
+        "started_at": None, "finished_at": None, "exit_code": None,
+        "pid": 0, "conmon_pid": 0, "conmon_start": None,
+        "image": (doc["container"].get("image_name")
+                  or ((doc.get("image") or {}).get("names") or [None])[-1]),
+        "image_id": doc["container"].get("image_id") or (doc.get("image") or {}).get("id"),
+        "command": list(doc["bundle"].get("args") or []),
+        "stdin": opts.stdin, "tty": opts.tty, "auto_remove": opts.remove,
+        "stop_signal": opts.stop_signal or _image_stop_signal(doc) or "SIGTERM",
+        "stop_timeout": opts.stop_timeout, "log_path": str(paths.log),
+        "log_driver": opts.log_driver, "log_size_max": opts.log_size_max,
+        "doc": _doc_for_record(doc), "pod": doc["bundle"].get("pod"), "conmon_cgroup": None,
+        **fields,
+    }
+
+
 def _restart_fields(opts: CreateOptions) -> dict[str, Any]:
     from podkit_runtime._restart import record_fields
 
@@ -669,15 +717,19 @@ def _restart_fields(opts: CreateOptions) -> dict[str, Any]:
 
 
 def _start_health_timer(roots: Roots, record: dict[str, Any]) -> None:
+    if not record.get("healthcheck"):  # most containers: no timer, no module to load
+        return
     from podkit_runtime._health import start_timer
 
     start_timer(roots, record)
 
 
-def _stop_health_timer(roots: Roots, cid: str) -> None:
+def _stop_health_timer(roots: Roots, cid: str, record: dict[str, Any]) -> None:
+    if not (record.get("healthcheck") or record.get("health_timer")):
+        return  # none was ever started
     from podkit_runtime._health import stop_timer
 
-    stop_timer(roots, cid)
+    stop_timer(roots, cid, record)
 
 
 def _note_user_stop(roots: Roots, cid: str) -> None:

@@ -33,22 +33,23 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from podkit_common import atomic, errors
+from podkit_common import atomic, errors, records
 from podkit_common.locks import FileLock, object_lock
 from podkit_common.roots import Roots
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any
 
 #: podman's code for an exit nobody saw (conmon died, no exit file).
 UNKNOWN_EXIT = -1
 
 
-@dataclass(frozen=True)
+@records.record(frozen=True)
 class ContainerPaths:
     """Every file of one container, persistent and volatile."""
 
@@ -230,7 +231,7 @@ def read_exit_file(paths: ContainerPaths) -> tuple[int, float] | None:
         return UNKNOWN_EXIT, st.st_ctime
 
 
-@dataclass(frozen=True)
+@records.record(frozen=True)
 class Observed:
     """What a container's state is right now, reconciled from the record and the machine."""
 
@@ -249,6 +250,8 @@ def observe(roots: Roots, record: dict[str, Any]) -> Observed:
     """The true status of the container in ``record`` (no side effects)."""
     if record.get("exit_code") is not None:
         return Observed("exited", record["exit_code"], record.get("finished_at"), 0, 0)
+    if record.get("configured"):  # no conmon/runc yet (_configured): podman's "created"
+        return Observed("created", None, None, 0, 0)
     paths = ContainerPaths(roots, record["id"])
     conmon_alive = process_matches(record.get("conmon_pid"), record.get("conmon_start"))
     exited = read_exit_file(paths)
@@ -317,6 +320,8 @@ def remove_files(roots: Roots, cid: str) -> None:
     """Delete the record, the log and the volatile files (the bundle is ``_bundle``'s:
     it releases volumes). The record goes first, so a crash leaves a recordless
     directory, never a record pointing at half-deleted files."""
+    import shutil
+
     paths = ContainerPaths(roots, cid)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(paths.record)
