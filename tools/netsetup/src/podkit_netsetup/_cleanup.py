@@ -4,7 +4,8 @@ Stale are:
 - an attachment record whose attach never completed and whose attaching process is dead
   (kill -9 in the middle of ADD);
 - a completed attachment whose namespace no process uses any more and whose container
-  has no runc state (the container was killed, or never started and its bundle is gone);
+  has no runc state (the container was killed, or never started and its bundle is gone)
+  and is not waiting for its first start (a runtime record still ``configured``);
 - a namespace file under <runroot>/netns with no record;
 - a host-local lease (or a member entry) naming a container with no record.
 
@@ -14,13 +15,16 @@ Records are torn down exactly like `detach` (DEL in reverse from the cache).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from podkit_common import atomic, errors
 from podkit_common.locks import FileLock
 from podkit_common.roots import Roots
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any
 
 
 def record_is_stale(record: dict[str, Any], roots: Roots) -> str | None:
@@ -35,10 +39,22 @@ def record_is_stale(record: dict[str, Any], roots: Roots) -> str | None:
         return None
     if (roots.runroot / "runc" / record["container_id"]).exists():
         return None
+    if _waits_for_start(roots, record["container_id"]):
+        return None
     bundle = record.get("bundle")
     if bundle and Path(bundle).exists() and not record.get("netns_owned", True):
         return None
     return "no process uses its network namespace and the container is not running"
+
+
+def _waits_for_start(roots: Roots, cid: str) -> bool:
+    """A container created but not yet started (podman's create): its runtime record
+    says ``configured`` (podkit_runtime._configured); no process or runc state yet."""
+    try:
+        record = atomic.read_json(roots.root / "runtime" / "containers" / cid / "record.json")
+    except (OSError, errors.PodkitError):
+        return False
+    return isinstance(record, dict) and bool(record.get("configured"))
 
 
 def cleanup(roots: Roots, config_dir: str | None = None) -> dict[str, Any]:
@@ -84,6 +100,9 @@ def cleanup(roots: Roots, config_dir: str | None = None) -> dict[str, Any]:
             data_dir = (conflist["plugins"][0].get("ipam") or {}).get("dataDir")
             if data_dir:
                 released += _release_leases(Path(data_dir) / name, live)
+    from podkit_netsetup._bridge_repair import conflists_of, release_half_made
+
+    released += release_half_made(conflists_of(store), store.state)
     return {"changed": bool(released), "released": released, "warnings": warnings}
 
 

@@ -6,7 +6,6 @@ import contextlib
 import ipaddress
 import os
 from pathlib import Path
-from typing import Any
 
 from podkit_common import atomic, errors
 from podkit_common.roots import Roots
@@ -19,6 +18,10 @@ from podkit_netsetup._attach import (
 from podkit_netsetup._cni import CniRuntime, RuntimeConf, result_summary
 from podkit_netsetup._networks import DEFAULT_NETWORK, NetworkStore, validate_name
 from podkit_netsetup._plugin_plan import active_conflist
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from typing import Any
 
 #: Plugin messages that mean "that address is taken" (host-local's wording).
 IP_TAKEN = ("not available", "already allocated", "has been allocated")
@@ -95,10 +98,21 @@ def begin_cni(doc: dict[str, Any], opts: AttachOptions, names: list[str], roots:
         from podkit_netsetup._cleanup import record_is_stale
 
         old = atomic.read_json(rpath)
-        if old.get("complete") and [n["name"] for n in old["networks"]] == names:
+        from podkit_netsetup._netns import mounted
+
+        if old.get("complete") and not mounted(old["netns"]):
+            # a detach killed between unmounting the namespace and removing the record:
+            # runc would fail to join the dead namespace ("can't get final child's PID
+            # from pipe: EOF"); finish that detach, then attach anew. The dead file goes
+            # first: plugins DEL a missing namespace (leases too), not a file that is none
+            from podkit_netsetup._netns import delete_netns
+
+            delete_netns(old["netns"])
+            _teardown(old, rpath, cni)
+        elif old.get("complete") and [n["name"] for n in old["networks"]] == names:
             return Attached({**doc, "changed": bool(doc.get("changed")),
                              "network": old["section"]})
-        if not old.get("complete") and record_is_stale(old, roots):
+        elif not old.get("complete") and record_is_stale(old, roots):
             _teardown(old, rpath, cni)  # a crashed attach of this container: undo it first
     if rpath.is_file():
         old = atomic.read_json(rpath)
@@ -189,7 +203,12 @@ class PendingCni:
                 record["networks"].append(entry)
                 _write_record(self._rpath, record)  # before ADD: DEL possible after a crash
                 try:
-                    entry["result"] = cni.add(ran, _rt(entry, cid, record["netns"]))
+                    from podkit_netsetup._bridge_repair import add_with_bridge_repair
+
+                    entry["result"], repairs = add_with_bridge_repair(
+                        cni, ran, _rt(entry, cid, record["netns"]), self._store.state)
+                    if repairs:
+                        entry["repairs"] = repairs
                 except errors.RuntimeFailure as exc:
                     if self._ips[i] and any(t in exc.message for t in IP_TAKEN):
                         raise errors.Conflict(f"--ip {', '.join(self._ips[i])}: {exc.message}",
@@ -225,6 +244,9 @@ class PendingCni:
                             "record": str(self._rpath)},
                            bool(meta.get("dns_enabled", True)))
             section = {**self.doc["network"], "networks": networks}
+            repairs = [r for e in record["networks"] for r in e.get("repairs") or []]
+            if repairs:
+                section["warnings"] = repairs
             record["section"] = section
             record["complete"] = True
             _write_record(self._rpath, record)
@@ -284,6 +306,9 @@ def _teardown(record: dict[str, Any], rpath: Path, cni: CniRuntime) -> list[str]
     for entry in reversed(record.get("networks") or []):
         warnings += cni.delete(entry["conflist"], _rt(entry, cid, record["netns"]),
                                entry.get("result") or _lease_result(entry["conflist"], cid))
+        from podkit_netsetup._bridge_repair import release_after_del
+
+        warnings += release_after_del(entry["conflist"], store.state)
         dns = bool((entry["conflist"].get("podkit") or {}).get("dns_enabled", True))
         try:
             remove_member(store, entry["name"], cid, dns)

@@ -18,10 +18,13 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import Any
 
 from podkit_common import errors
 from podkit_common.roots import Roots
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from typing import Any
 
 #: What the engine itself puts in every rootfs (mount points of the files it writes):
 #: libpod's diff leaves them out, and so do we.
@@ -102,8 +105,10 @@ def _start_exited(roots: Roots, cid: str) -> None:
 def start(roots: Roots, ref: str) -> dict[str, Any]:
     """podman start: a created container starts; an exited one runs again (its rootfs
     mounted, its network attached again, a new conmon); a running one is left alone."""
+    from podkit_pod._start_repair import revive_network
     from podkit_runtime import start_container
 
+    revive_network(roots, ref)  # a namespace a killed detach left dead
     try:
         return start_container(roots, ref)
     except errors.Conflict:

@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Any
 
 from podkit_common import atomic, errors
 from podkit_common.roots import Roots
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _record(roots: Roots, ref: str) -> tuple[str, Path, dict[str, Any]]:
@@ -56,6 +59,11 @@ def connect(roots: Roots, network: str, ref: str) -> dict[str, Any]:
     from podkit_netsetup._plugin_plan import active_conflist
 
     net_store, conflist = _network_store(roots, network)
+    from podkit_pod._network_offline import connect_offline, offline_record
+
+    stopped = offline_record(roots, ref)  # not running: its configuration only
+    if stopped is not None:
+        return connect_offline(roots, *stopped, network, ref)
     cid, rpath, record = _record(roots, ref)
     entries = record.get("networks") or []
     if any(e["name"] == network for e in entries):
@@ -71,7 +79,10 @@ def connect(roots: Roots, network: str, ref: str) -> dict[str, Any]:
     record["networks"] = [*entries, entry]
     _write_record(rpath, record)  # before ADD: a crash leaves a DEL-able entry
     try:
-        entry["result"] = cni.add(ran, _rt(entry, cid, record["netns"]))
+        from podkit_netsetup._bridge_repair import add_with_bridge_repair
+
+        entry["result"], _ = add_with_bridge_repair(cni, ran, _rt(entry, cid, record["netns"]),
+                                                    net_store.state)
         meta = conflist.get("podkit") or {}
         summary = {"name": network, **result_summary(entry["result"], ifname),
                    "subnet": meta.get("subnet"), "internal": bool(meta.get("internal"))}
@@ -104,6 +115,12 @@ def disconnect(roots: Roots, network: str, ref: str) -> None:
     from podkit_netsetup._cni_attach import _write_record
 
     net_store, _ = _network_store(roots, network)
+    from podkit_pod._network_offline import disconnect_offline, offline_record
+
+    stopped = offline_record(roots, ref)  # not running: its configuration only
+    if stopped is not None:
+        disconnect_offline(roots, *stopped, network, ref)
+        return
     cid, rpath, record = _record(roots, ref)
     if not any(e["name"] == network for e in record.get("networks") or []):
         raise errors.Conflict(f"container {ref} is not connected to network {network}")

@@ -4,7 +4,7 @@ files of containers that are gone, and network leftovers of containers that are 
     stale_locks(roots, repair=)   -> [problem]   kind "stale-lock"
     network_leftovers(roots)      -> [problem]   kinds "network-attachment-stale",
                                                  "netns-orphan", "network-member-orphan",
-                                                 "ip-lease-orphan"
+                                                 "ip-lease-orphan", "bridge-half-made"
 
 A problem is the check document's ``{"kind", "object", "detail", "repairable",
 "repaired"}``. Network leftovers are read here without changing anything, with
@@ -20,10 +20,13 @@ import fcntl
 import os
 import re
 from pathlib import Path
-from typing import Any
 
 from podkit_common import errors
 from podkit_common.roots import Roots
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from typing import Any
 
 _LOCK = re.compile(r"(container|runtime)-([0-9a-f]{64})\.lock")
 
@@ -110,7 +113,19 @@ def network_leftovers(roots: Roots) -> list[dict[str, Any]]:
             out.append(_problem("netns-orphan", f"runroot/netns/{ns.name}",
                                 f"network namespace of container {cid[:12]}, which is gone"))
     out += _members_and_leases(roots, live)
+    out += _half_made_bridges(roots)
     return out
+
+
+def _half_made_bridges(roots: Roots) -> list[dict[str, Any]]:
+    from podkit_netsetup._bridge_repair import conflists_of, half_made_bridges
+    from podkit_netsetup._networks import NetworkStore
+
+    return [_problem("bridge-half-made", f"bridge/{bridge}",
+                     f"bridge {bridge} of network {net} was left half made by a killed "
+                     "bridge plugin (no ports, MAC 00:00:00:00:00:00); repair deletes it "
+                     "and the next attach makes it anew")
+            for net, bridge in half_made_bridges(conflists_of(NetworkStore(roots)))]
 
 
 def _members_and_leases(roots: Roots, live: set[str]) -> list[dict[str, Any]]:
