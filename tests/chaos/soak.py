@@ -24,7 +24,12 @@ from podkit_common.roots import Roots
 from tests.chaos.crowd import Crowd
 from tests.chaos.driver import Chaos, seed_from_env
 from tests.chaos.leaks import LeakChecker
-from tests.netsetup.conftest import TEST_NET_STATE, forget_subnets_under, teardown_networks
+from tests.netsetup.conftest import (
+    TEST_NET_STATE,
+    forget_subnets_under,
+    ip_forward_kept,
+    teardown_networks,
+)
 from tests.testbed.env import podkit_environment
 from tests.testbed.registry import LocalRegistry
 from tests.testbed.standard import push_standard
@@ -43,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     summary: dict = {}
     failures: list[str] = []
     Path(TEST_NET_STATE).mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="podkit-soak-") as tmp, LocalRegistry() as reg:
+    with ip_forward_kept(), tempfile.TemporaryDirectory(prefix="podkit-soak-") as tmp, \
+            LocalRegistry() as reg:
         base = Path(tmp)
         image = push_standard(reg.url, ["busybox:latest"]).ref("busybox:latest")
         image = image.removeprefix("docker://")

@@ -56,6 +56,14 @@ def restore_ip_forward() -> Iterator[None]:
     """The bridge plugin turns on net.ipv4.ip_forward (as podman's networks do). Put back
     the host's value when the last test session using these tests (xdist workers
     included: live pids are counted under a lock) ends."""
+    with ip_forward_kept():
+        yield
+
+
+@contextlib.contextmanager
+def ip_forward_kept() -> Iterator[None]:
+    """restore_ip_forward for any process (the soak too): the host's ip_forward is put
+    back when the last live user of the test network state leaves."""
     import os
 
     from podkit_common.locks import FileLock
