@@ -199,19 +199,27 @@ def _bridge_mac(bridge: str) -> str | None:
         return None
 
 
+def _network_with_half_made_bridge(images, chaos_env, tmp_path, name):
+    """A leak checker, a Chaos driver, and network ``name`` whose bridge a killed bridge
+    plugin left half made; returns (checker, chaos, the network's inspect entry)."""
+    checker = LeakChecker(tmp_path, chaos_env)
+    chaos = Chaos(chaos_env, image_of(images), 0)
+    assert chaos.network_create(name)
+    net = jsonio.loads(chaos.run(f"pod network inspect {name}").stdout)[0]
+    checker.watch_network(net)
+    _half_made_bridge(net["network_interface"])
+    return checker, chaos, net
+
+
 def test_attach_repairs_a_bridge_left_half_made_by_a_killed_bridge_plugin(
         images, chaos_env, tmp_path):
     """`pod pod create` SIGKILLed inside the CNI bridge plugin (soak seed 1469077523,
     round 8) left a bridge every later ADD rejected: "could not set bridge's mac:
     invalid argument". The attach now deletes such a bridge and retries once, with a
     warning; the plugin makes the bridge anew and pins its MAC."""
-    checker = LeakChecker(tmp_path, chaos_env)
-    chaos = Chaos(chaos_env, image_of(images), 0)
-    assert chaos.network_create("halfbr")
-    net = jsonio.loads(chaos.run("pod network inspect halfbr").stdout)[0]
-    checker.watch_network(net)
+    checker, chaos, net = _network_with_half_made_bridge(images, chaos_env, tmp_path,
+                                                         "halfbr")
     bridge = net["network_interface"]
-    _half_made_bridge(bridge)
     res = chaos.run("pod pod create --name brpod --network halfbr")
     assert res.returncode == 0, res.stderr
     assert b"could not set bridge's mac" not in res.stderr
@@ -235,13 +243,9 @@ def test_system_check_reports_a_half_made_bridge_and_repair_deletes_it(
     import subprocess
     from pathlib import Path
 
-    checker = LeakChecker(tmp_path, chaos_env)
-    chaos = Chaos(chaos_env, image_of(images), 0)
-    assert chaos.network_create("checkbr")
-    net = jsonio.loads(chaos.run("pod network inspect checkbr").stdout)[0]
-    checker.watch_network(net)
+    checker, chaos, net = _network_with_half_made_bridge(images, chaos_env, tmp_path,
+                                                         "checkbr")
     bridge = net["network_interface"]
-    _half_made_bridge(bridge)
     report = jsonio.loads(chaos.run("pod system check").stdout)
     assert not report["clean"]
     assert [p["object"] for p in report["problems"] if p["kind"] == "bridge-half-made"] \
