@@ -134,3 +134,30 @@ def test_a_start_killed_after_init_and_runc_start_is_done_again(images, podkit_e
     assert len(conmons) == 1, conmons
     _lifecycle.remove(roots, cid, force=True, timeout=0)
     assert not [p for p in live_mentions(roots.runroot) if cid in p]
+
+
+@pytest.mark.root
+@pytest.mark.overlay
+@pytest.mark.runc
+@pytest.mark.registry
+def test_a_start_after_a_runc_killed_writing_its_pidfile(images, podkit_env) -> None:
+    """runc writes ``.pidfile`` with O_EXCL and renames it; a runc killed in between (CI:
+    chaos seed 20261131, `pod pod start` killed as a group) left it, and the next start
+    failed "open .../.pidfile: file exists" for ever. The next start removes it."""
+    if shutil.which("conmon") is None:
+        pytest.skip("needs conmon: apt-get install conmon")
+    from podkit_runtime import _lifecycle
+    from podkit_runtime._state import ContainerPaths
+
+    roots = roots_of(podkit_env)
+    doc = prepare(images, podkit_env, "pidtmp", "sleep", "1000")
+    cid = doc["container"]["id"]
+    _lifecycle.create(doc, roots, CreateOptions(), configure_only=True)
+    paths = ContainerPaths(roots, cid)
+    paths.run_dir.mkdir(parents=True, exist_ok=True)
+    paths.runc_pidfile_temp.write_text("")  # what the killed runc left
+    started = _lifecycle.start(roots, cid)
+    assert started["state"]["status"] == "running"
+    assert not paths.runc_pidfile_temp.exists()
+    _lifecycle.remove(roots, cid, force=True, timeout=0)
+    assert not [p for p in live_mentions(roots.runroot) if cid in p]

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 #: runc's words for a create that met the state of an earlier try of the same id
 LEFTOVER_FAILURES = ("can't get final child's PID from pipe", "container with id exists",
-                     "container with given ID already exists")
+                     "container with given ID already exists", "/.pidfile: file exists")
 #: bound on waiting for a killed conmon to be gone (not a timing assertion: a SIGKILLed
 #: process ends at once unless in uninterruptible sleep)
 KILL_WAIT = 5.0
@@ -77,7 +77,8 @@ def _gone(pid: int) -> bool:
 def sweep(paths: ContainerPaths, runc_delete: Callable[[ContainerPaths, bool], bool]
           ) -> list[str]:
     """Kill every conmon of ``paths.cid`` (SIGKILL: no exit command runs), wait for them
-    to be gone, delete runc's state of the container and conmon's exit file."""
+    to be gone, delete runc's state of the container, conmon's exit file and a killed
+    runc's ``.pidfile``."""
     done = []
     pids = conmon_pids(paths.cid)
     for pid in pids:
@@ -92,6 +93,7 @@ def sweep(paths: ContainerPaths, runc_delete: Callable[[ContainerPaths, bool], b
     if (paths.runc_root / paths.cid).exists():
         runc_delete(paths, False)
         done.append("deleted runc's state of an earlier try")
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(paths.exit_file)
+    for stale in (paths.exit_file, paths.runc_pidfile_temp):  # .pidfile: a killed runc's
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(stale)
     return done

@@ -219,8 +219,7 @@ def create(doc: dict[str, Any], roots: Roots, opts: CreateOptions = CreateOption
 
         def ready_for_runc() -> None:  # while conmon moves into its cgroup (spawn_conmon)
             prepare_bundle(doc)
-            for stale in (paths.attach_socket, paths.ctl, bundle / "winsz", paths.exit_file,
-                          paths.pidfile, paths.conmon_pidfile, paths.oci_log):
+            for stale in paths.volatile:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(stale)
             # A leftover runc container of the same id (a crash mid-create) would fail

@@ -161,8 +161,7 @@ def _restart_now(roots: Roots, record: dict[str, Any]) -> None:
 
     cid = record["id"]
     paths = ContainerPaths(roots, cid)
-    for stale in (paths.attach_socket, paths.ctl, paths.bundle / "winsz", paths.exit_file,
-                  paths.pidfile, paths.conmon_pidfile, paths.oci_log):
+    for stale in paths.volatile:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(stale)
     paths.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -81,6 +81,19 @@ class ContainerPaths:
         return self.run_dir / "pidfile"
 
     @property
+    def runc_pidfile_temp(self) -> Path:
+        """runc writes the pidfile as ``.pidfile`` (O_EXCL) and renames it: a runc killed
+        in between leaves it, and every later ``runc create`` fails "file exists"."""
+        return self.run_dir / ".pidfile"
+
+    @property
+    def volatile(self) -> tuple[Path, ...]:
+        """What one conmon + runc create leaves for the next to trip on: removed before
+        each create (first start, init, restart)."""
+        return (self.attach_socket, self.ctl, self.bundle / "winsz", self.exit_file,
+                self.pidfile, self.runc_pidfile_temp, self.conmon_pidfile, self.oci_log)
+
+    @property
     def oci_log(self) -> Path:
         return self.run_dir / "oci-log"
 
