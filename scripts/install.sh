@@ -49,5 +49,11 @@ export PATH="$HOME/.local/bin:$PATH"
 
 # The stages' cold start matters: ship compiled bytecode (this environment may set
 # PYTHONDONTWRITEBYTECODE, so nothing would be cached on first run).
-uv sync --locked --all-packages --inexact --compile-bytecode --quiet
+# Debian's own python3 (built with PGO and LTO) runs the stages' start about 10% faster
+# than a self-built interpreter found earlier on PATH (pyenv): pin it where it is.
+python_args=()
+if /usr/bin/python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+  python_args=(--python /usr/bin/python3)
+fi
+uv sync "${python_args[@]}" --locked --all-packages --inexact --compile-bytecode --quiet
 log "ready: $(uv run --no-sync pod --version), $(runc --version | head -1), $(conmon --version | head -1)"
