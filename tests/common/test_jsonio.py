@@ -89,3 +89,52 @@ def test_output_is_byte_identical_to_orjson(value):
     assert jsonio.dumps(value, pretty=True) == orjson.dumps(
         value, option=option | orjson.OPT_INDENT_2)
     assert jsonio.loads(jsonio.dumps(value)) == orjson.loads(orjson.dumps(value, option=option))
+
+
+_plain_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False,
+              allow_infinity=False), st.text()),
+    lambda inner: st.one_of(st.lists(inner, max_size=4),
+                            st.dictionaries(st.text(max_size=8), inner, max_size=4)),
+    max_leaves=12)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True, database=None)
+@given(_plain_values)
+def test_the_json_free_paths_write_what_json_writes(value):
+    """The compact (C encoder) and pretty (own) writers against json itself, and the
+    C scanner's reading of both."""
+    import json
+
+    assert jsonio.dumps(value) == json.dumps(
+        value, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+    assert jsonio.dumps(value, pretty=True) == json.dumps(
+        value, ensure_ascii=False, allow_nan=False, indent=2).encode()
+    assert jsonio.loads(jsonio.dumps(value, pretty=True)) == value
+
+
+def test_a_cycle_and_deep_nesting_still_get_jsons_answers():
+    loop: list = []
+    loop.append(loop)
+    for pretty in (False, True):
+        with pytest.raises(TypeError, match="Circular reference"):
+            jsonio.dumps(loop, pretty=pretty)
+    deep: list = []
+    for _ in range(500):
+        deep = [deep]
+    assert jsonio.loads(jsonio.dumps(deep, pretty=True)) == deep
+    assert jsonio.dumps((1, 2), pretty=True) == b"[\n  1,\n  2\n]"
+
+
+def test_valid_documents_import_neither_json_nor_re():
+    """json's modules import re (and enum): ~10 ms of a cold start that a valid document
+    does not need; an invalid one imports json for its message."""
+    code = ("import sys; from podkit_common import jsonio\n"
+            "doc = jsonio.loads(b' {\"a\": [1, 2.5, null, \"\\\\u00e9\"]} ')\n"
+            "jsonio.dumps(doc); jsonio.dumps(doc, pretty=True)\n"
+            "print(sorted(m for m in ('json', 're', 'enum') if m in sys.modules))\n"
+            "try:\n    jsonio.loads(b'[1,')\nexcept Exception as e:\n    print(e)\n")
+    out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True,
+                         check=True, env={"PYTHONPATH": ":".join(sys.path)}).stdout
+    assert out.splitlines() == [
+        "[]", "input is not valid JSON: Expecting value: line 1 column 4 (char 3)"]

@@ -9,6 +9,7 @@ import tarfile
 import pytest
 
 from podkit_common import errors
+from podkit_common.names import valid_name
 from podkit_runtime import _pod_cgroup, _pod_members
 from podkit_runtime import _pod_record as R
 from podkit_runtime._pods import pod_status
@@ -53,7 +54,7 @@ def test_a_taken_name_is_a_conflict_and_a_new_record_has_podmans_defaults():
     assert rec["infra"]["name"] == f"{rec['id'][:12]}-infra"
     assert rec["cgroup_path"] == f"/podkit/{rec['id']}"
     generated = R.new_record(R.PodOptions(), {"web"})
-    assert R.NAME_RE.match(generated["name"])
+    assert valid_name(generated["name"])
 
 
 def test_exit_policy_and_limits_are_checked_before_anything_is_made():

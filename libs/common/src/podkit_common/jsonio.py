@@ -13,11 +13,17 @@ is orjson's: compact (``{"a":1}``) or indented by two, UTF-8 unescaped, non-str 
 Infinity, numbers that overflow a double, invalid UTF-8, a byte order mark and lone
 surrogate escapes are refused, as orjson refused them; integers of any size are kept
 exact (orjson turned those past 64 bits into floats).
+
+The ``json`` package itself is not imported on the way of a valid document: its
+modules import ``re`` (and so ``enum``), ~10 ms of a cold start on these machines.
+Compact documents go through ``_json``'s C scanner and encoder directly, the ones
+``json`` uses; the pretty form (json's pure-Python indenting encoder) and the message
+of a syntax error (the C scanner raises json.decoder's error type) import ``json``.
 """
 
 from __future__ import annotations
 
-import json
+import _json
 import os
 import sys
 
@@ -67,11 +73,120 @@ def _encodable(obj: object) -> Any:
     raise TypeError(f"Type is not JSON serializable: {cls.__name__}")
 
 
-_decoder = json.JSONDecoder(parse_float=_parse_float, parse_constant=_refuse_constant)
-_compact = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"),
-                            default=_encodable)
-_pretty = json.JSONEncoder(ensure_ascii=False, allow_nan=False, indent=2,
-                           default=_encodable)
+class _Context:
+    """What ``_json.make_scanner`` reads: json.JSONDecoder's settings for strict JSON
+    with exact integers, finite floats and no NaN/Infinity."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = staticmethod(_parse_float)
+    parse_int = int
+    parse_constant = staticmethod(_refuse_constant)
+
+
+_scan = _json.make_scanner(_Context)
+_WHITESPACE = " \t\n\r"  # json's: [ \t\n\r]*
+
+
+def _decode(text: str) -> Any:
+    """json.JSONDecoder(...).decode(text) for a valid document, without ``json``; for an
+    invalid one, json's own decoder says why (the C scanner cannot: it raises the error
+    type of json.decoder, a module not imported here)."""
+    start = len(text) - len(text.lstrip(_WHITESPACE))
+    try:
+        doc, end = _scan(text, start)
+        valid = not text[end:].strip(_WHITESPACE)
+    except RecursionError:
+        raise
+    except Exception:  # StopIteration, SystemError (no json.decoder), ValueError
+        valid = False
+    if not valid:
+        import json
+
+        return json.JSONDecoder(parse_float=_parse_float,
+                                parse_constant=_refuse_constant).decode(text)
+    return doc
+
+
+def _encode_compact(doc: Any) -> str:
+    """json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"),
+    default=_encodable).encode(doc), through the C encoder json would use for it."""
+    if isinstance(doc, str):
+        return _json.encode_basestring(doc)
+    encode = _json.make_encoder({}, _encodable, _json.encode_basestring, None, ":", ",",
+                                False, False, False)  # markers: fresh for each document
+    return "".join(encode(doc, 0))
+
+
+class _NotPlain(Exception):
+    """A value :func:`_pretty_plain` leaves to ``json``'s own encoder."""
+
+
+#: nesting beyond this (or a cycle) goes to json's encoder, for its exact error
+_PRETTY_DEPTH = 200
+
+
+def _pretty_plain(obj: Any, out: list[str], level: int) -> None:
+    """Append json.JSONEncoder(indent=2, ensure_ascii=False, allow_nan=False)'s text for
+    ``obj`` to ``out``: the same bytes, for dicts with str keys, lists, str, int, finite
+    float, bool and None; anything else raises _NotPlain."""
+    cls = type(obj)
+    if cls is str:
+        out.append(_json.encode_basestring(obj))
+    elif obj is None:
+        out.append("null")
+    elif obj is True:
+        out.append("true")
+    elif obj is False:
+        out.append("false")
+    elif cls is int:
+        out.append(int.__repr__(obj))
+    elif cls is float:
+        if obj != obj or obj in (_INF, -_INF):
+            raise _NotPlain
+        out.append(float.__repr__(obj))
+    elif cls is dict or cls is list:
+        if not obj:
+            out.append("{}" if cls is dict else "[]")
+            return
+        if level >= _PRETTY_DEPTH:
+            raise _NotPlain
+        inner = "\n" + "  " * (level + 1)
+        out.append("{" if cls is dict else "[")
+        first = True
+        if cls is dict:
+            for key, value in obj.items():
+                if type(key) is not str:
+                    raise _NotPlain
+                out.append(inner if first else "," + inner)
+                first = False
+                out.append(_json.encode_basestring(key))
+                out.append(": ")
+                _pretty_plain(value, out, level + 1)
+        else:
+            for value in obj:
+                out.append(inner if first else "," + inner)
+                first = False
+                _pretty_plain(value, out, level + 1)
+        out.append("\n" + "  " * level + ("}" if cls is dict else "]"))
+    else:
+        raise _NotPlain
+
+
+def _encode_pretty(doc: Any) -> str:
+    """json.JSONEncoder(ensure_ascii=False, allow_nan=False, indent=2,
+    default=_encodable).encode(doc): plain documents (every state file) written here,
+    the rest (records, tuples, non-str keys, NaN, cycles) by json's encoder."""
+    out: list[str] = []
+    try:
+        _pretty_plain(doc, out, 0)
+    except _NotPlain:
+        import json
+
+        return json.JSONEncoder(ensure_ascii=False, allow_nan=False, indent=2,
+                                default=_encodable).encode(doc)
+    return "".join(out)
 
 
 def loads(data: bytes | bytearray | memoryview | str, *, what: str = "input") -> Any:
@@ -80,10 +195,10 @@ def loads(data: bytes | bytearray | memoryview | str, *, what: str = "input") ->
         text = data if isinstance(data, str) else str(data, "utf-8")
         if text[:1] == "\ufeff":
             raise ValueError("a byte order mark (BOM) is not supported")
-        doc = _decoder.decode(text)
+        doc = _decode(text)
         if "\\u" in text and ("\\ud" in text or "\\uD" in text):
             try:  # an escaped surrogate pair is one character; a lone one is refused
-                _compact.encode(doc).encode("utf-8")
+                _encode_compact(doc).encode("utf-8")
             except UnicodeEncodeError:
                 raise ValueError("a lone surrogate escape (\\udXXX) is not text") from None
     except (ValueError, RecursionError) as exc:
@@ -98,7 +213,7 @@ def dumps(doc: Any, *, pretty: bool = False) -> bytes:
     orjson's JSONEncodeError did; so do NaN and infinity, which orjson wrote as null
     (a document must not lose a value silently)."""
     try:
-        return (_pretty if pretty else _compact).encode(doc).encode("utf-8")
+        return (_encode_pretty(doc) if pretty else _encode_compact(doc)).encode("utf-8")
     except ValueError as exc:  # NaN, a cycle, a surrogate (UnicodeEncodeError)
         raise TypeError(f"cannot write JSON: {exc}") from None
 

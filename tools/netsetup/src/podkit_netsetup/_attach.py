@@ -14,7 +14,6 @@ an ADD (`cleanup` finds such records).
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import os
 from pathlib import Path
 
@@ -63,6 +62,8 @@ def parse_add_host(item: str) -> dict[str, str]:
     name, sep, ip = item.partition(":")
     if not sep or not name:
         raise errors.UsageError(f"--add-host {item!r}: expected HOST:IP")
+    import ipaddress  # only for these options: its import costs a cold start ms
+
     try:
         ipaddress.ip_address(ip.strip("[]"))
     except ValueError:
@@ -72,6 +73,8 @@ def parse_add_host(item: str) -> dict[str, str]:
 
 def _extras(opts: AttachOptions) -> dict[str, Any]:
     for server in opts.dns:
+        import ipaddress
+
         try:
             ipaddress.ip_address(server)
         except ValueError:

@@ -15,11 +15,11 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import os
-import re
 import time
 from pathlib import Path
 
 from podkit_common import atomic, errors
+from podkit_common.names import valid_name
 from podkit_common.records import field, record
 from podkit_common.roots import Roots
 from podkit_netsetup import _subnets
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 CNI_VERSION = "1.0.0"
 DEFAULT_NETWORK = "podkit"
 DRIVERS = ("bridge", "macvlan", "ipvlan")
-NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 FORBIDDEN_BRIDGES = ("podman0", "cni-podman0")
 #: Names that are modes, not networks.
 RESERVED_NAMES = ("none", "host", "bridge", "default", "private", "slirp4netns")
@@ -64,7 +63,7 @@ def parse_options(items: list[str] | tuple[str, ...]) -> dict[str, str]:
 
 
 def validate_name(name: str) -> None:
-    if not NAME_RE.match(name) or len(name) > 200:
+    if not valid_name(name) or len(name) > 200:
         raise errors.UsageError(f"network name {name!r} is not valid",
                                 hint="letters, digits, '_', '.', '-'; first a letter or digit")
     if name in RESERVED_NAMES:

@@ -38,11 +38,17 @@ PAUSE_REPO = "localhost/podkit-pause"
 PAUSE_ENTRYPOINT = 'ENTRYPOINT ["/catatonit", "-P"]'
 
 
-def catatonit_path() -> str:
-    import shutil
+def _which(name: str) -> str | None:
+    """shutil.which for one name (shutil's import pulls in bz2 and lzma: cold start ms)."""
+    for folder in os.environ.get("PATH", os.defpath).split(os.pathsep):
+        path = os.path.join(folder or ".", name)
+        if os.access(path, os.X_OK) and not os.path.isdir(path):
+            return path
+    return None
 
-    path = os.environ.get("PODKIT_CATATONIT") or shutil.which("catatonit") \
-        or "/usr/bin/catatonit"
+
+def catatonit_path() -> str:
+    path = os.environ.get("PODKIT_CATATONIT") or _which("catatonit") or "/usr/bin/catatonit"
     if not os.access(path, os.X_OK):
         raise errors.NotFound("catatonit not found: the pod's infra image is made from it",
                               hint="apt-get install catatonit")
@@ -79,7 +85,7 @@ def ensure_pause_image(roots: Roots) -> dict[str, Any]:
     import io
 
     from podkit_common.locks import object_lock
-    from podkit_storage import find_image, import_tarball
+    from podkit_storage import find_image
 
     path = catatonit_path()
     known = _known_pause_name(roots, path)
@@ -96,6 +102,8 @@ def ensure_pause_image(roots: Roots) -> dict[str, Any]:
     with object_lock(roots.root / "locks", "pod", "pause-image", timeout=120.0):
         with contextlib.suppress(errors.NotFound):
             return {"changed": False, "image": find_image(roots, name)}
+        from podkit_storage import import_tarball  # the first pod only: json, tarfile
+
         import_tarball(roots, io.BytesIO(pause_tar(binary)), name,
                        changes=[PAUSE_ENTRYPOINT])
         image = find_image(roots, name)

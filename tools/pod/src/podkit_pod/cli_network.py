@@ -207,9 +207,9 @@ def exists(ctx: typer.Context, name: str = typer.Argument(..., metavar="NETWORK"
     Example:
       pod network exists backend || pod network create --internal backend
     """
-    from podkit_netsetup._networks import NAME_RE
+    from podkit_common.names import valid_name
 
-    return 0 if NAME_RE.match(name) and _store(ctx).exists(name) else 1
+    return 0 if valid_name(name) and _store(ctx).exists(name) else 1
 
 
 @app.command("connect")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 from pathlib import Path
 
 from podkit_common import atomic, errors
@@ -26,17 +25,29 @@ def hosts_file(hostname: str, name: str) -> str:
             f"127.0.1.1\t{names}\n")
 
 
+def _unusable_inside(server: str) -> bool:
+    """A loopback or invalid name server address (``ipaddress``'s verdict; a plain IPv4
+    address is read here, as ipaddress reads it, to keep its import off every create)."""
+    parts = server.split(".")
+    if len(parts) == 4 and all(p.isdigit() and p.isascii() and len(p) <= 3
+                               and (p == "0" or not p.startswith("0")) and int(p) <= 255
+                               for p in parts):
+        return parts[0] == "127"
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(server.split("%")[0]).is_loopback
+    except ValueError:
+        return True
+
+
 def resolv_conf(host_text: str) -> str:
     """The host's resolv.conf without loopback name servers (they mean nothing inside)."""
     out = []
     for line in host_text.splitlines():
         fields = line.split()
-        if len(fields) >= 2 and fields[0] == "nameserver":
-            try:
-                if ipaddress.ip_address(fields[1].split("%")[0]).is_loopback:
-                    continue
-            except ValueError:
-                continue
+        if len(fields) >= 2 and fields[0] == "nameserver" and _unusable_inside(fields[1]):
+            continue
         out.append(line)
     return "\n".join(out) + "\n"
 

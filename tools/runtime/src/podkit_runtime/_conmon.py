@@ -149,14 +149,22 @@ def _move_while(pid: int, cgroup: str | None, work: Callable[[], None] | None) -
     if work is None:
         move(pid, cgroup)
         return
-    import threading
+    import _thread  # threading's import costs a cold start ms; one join is all we need
 
-    mover = threading.Thread(target=move, args=(pid, cgroup), name="podkit-conmon-cgroup")
-    mover.start()
+    moved = _thread.allocate_lock()
+    moved.acquire()
+
+    def mover() -> None:
+        try:
+            move(pid, cgroup)
+        finally:
+            moved.release()
+
+    _thread.start_new_thread(mover, ())
     try:
         work()
     finally:
-        mover.join()
+        moved.acquire()
 
 
 def _kill_unreleased(pid: int) -> None:

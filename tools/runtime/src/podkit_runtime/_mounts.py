@@ -17,6 +17,7 @@ import posixpath
 import re
 
 from podkit_common import errors
+from podkit_common.names import valid_name
 from podkit_common.records import record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
     from typing import Any
 
-VOLUME_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 PROPAGATIONS = ("private", "rprivate", "shared", "rshared", "slave", "rslave",
                 "unbindable", "runbindable")
 _FLAG_PAIRS = {"nosuid": "suid", "nodev": "dev", "noexec": "exec", "ro": "rw",
@@ -137,7 +137,7 @@ def parse_volume(spec: str) -> MountSpec:
         return MountSpec("volume", dest, None, options, copy_up)
     if src.startswith(("/", ".")):
         return MountSpec("bind", dest, src, options)
-    if not VOLUME_NAME.match(src):
+    if not valid_name(src):
         raise errors.UsageError(f"{option}: {src!r} is neither an absolute path nor a valid "
                                 "volume name", hint="volume names match [a-zA-Z0-9][a-zA-Z0-9_.-]*")
     return MountSpec("volume", dest, src, options, copy_up)
@@ -220,7 +220,7 @@ def parse_mount(spec: str) -> MountSpec:
         if not src.startswith("/"):
             raise errors.UsageError(f"{option}: bind source {src!r} must be an absolute path")
         return MountSpec("bind", dest, src, options)
-    if src and not VOLUME_NAME.match(src):
+    if src and not valid_name(src):
         raise errors.UsageError(f"{option}: invalid volume name {src!r}")
     return MountSpec("volume", dest, src or None, options, copy_up)
 

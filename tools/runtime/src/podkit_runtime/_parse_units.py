@@ -8,11 +8,26 @@ Errors are :class:`UsageError` with podman's message shape:
 
 from __future__ import annotations
 
-import re
-
 from podkit_common.errors import UsageError
 
-_SIZE = re.compile(r"^(\d+(?:\.\d+)?) ?([kmgtp])?(i?b)?$", re.IGNORECASE)
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    import re
+
+#: compiled at first use: importing re costs a cold start milliseconds (options only)
+_PATTERNS: dict[str, re.Pattern[str]] = {}
+
+
+def _pattern(text: str, ignore_case: bool = False) -> re.Pattern[str]:
+    found = _PATTERNS.get(text)
+    if found is None:
+        import re
+
+        found = _PATTERNS[text] = re.compile(text, re.IGNORECASE if ignore_case else 0)
+    return found
+
+
+_SIZE = r"^(\d+(?:\.\d+)?) ?([kmgtp])?(i?b)?$"
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 
 #: The CFS period podman uses with --cpus (microseconds).
@@ -21,7 +36,7 @@ CPU_PERIOD = 100_000
 
 def parse_size(value: str, what: str) -> int:
     """Bytes in ``value`` ("64m", "1g", "1024"); ``what`` names the option in errors."""
-    m = _SIZE.match(value.strip())
+    m = _pattern(_SIZE, ignore_case=True).match(value.strip())
     if not m:
         raise UsageError(f"invalid value for {what}: invalid size: '{value}'",
                          hint="use a number with an optional unit: b, k, m, g (e.g. 64m)")
@@ -55,12 +70,12 @@ def parse_cpus(value: str) -> tuple[int, int]:
     return int(cpus * CPU_PERIOD), CPU_PERIOD
 
 
-_CPUSET = re.compile(r"^\d+(-\d+)?(,\d+(-\d+)?)*$")
+_CPUSET = r"^\d+(-\d+)?(,\d+(-\d+)?)*$"
 
 
 def parse_cpuset(value: str, what: str) -> str:
     """A cpuset list ("0-2,4"), checked for shape and ascending ranges."""
-    if not _CPUSET.match(value):
+    if not _pattern(_CPUSET).match(value):
         raise UsageError(f"invalid value for {what}: {value!r}",
                          hint="use a list of numbers and ranges, e.g. 0-2,4")
     for part in value.split(","):

@@ -25,11 +25,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import time
 from pathlib import Path
 
 from podkit_common import atomic, errors, records
+from podkit_common.names import valid_name
 from podkit_common.roots import Roots
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 SHAREABLE = ("cgroup", "ipc", "net", "pid", "uts")
 DEFAULT_SHARE = ("ipc", "net", "uts")
 #: podman's name rule (libpod/define: NameRegex)
-NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 CGROUP_PARENT = "/podkit"
 EXIT_POLICIES = ("continue", "stop")
 
@@ -92,7 +91,7 @@ def parse_share(value: str | None) -> list[str]:
 
 
 def check_name(name: str) -> None:
-    if not NAME_RE.match(name):
+    if not valid_name(name):
         raise errors.UsageError(f"names must match [a-zA-Z0-9][a-zA-Z0-9_.-]*: invalid argument"
                                 f" ({name!r})", hint="choose another pod name")
 

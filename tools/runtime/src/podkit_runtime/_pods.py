@@ -179,7 +179,7 @@ def _start_members(roots: Roots, members: list[str], prepare: Prepare | None,
                    failures: list[str]) -> bool:
     """Start ``members`` concurrently (one thread each; the last in this one); their
     failures are appended in member order. Whether any started."""
-    import threading
+    import _thread  # threading's import costs a cold start ms; these are joined below
 
     results: list[bool | str | BaseException] = [False] * len(members)
 
@@ -191,13 +191,20 @@ def _start_members(roots: Roots, members: list[str], prepare: Prepare | None,
         except Exception as exc:  # a bug: raised below, after every thread is done
             results[i] = exc
 
-    threads = [threading.Thread(target=one, args=(i,), name=f"pod-start-{cid[:12]}")
-               for i, cid in enumerate(members[:-1])]
-    for t in threads:
-        t.start()
+    done = [_thread.allocate_lock() for _ in members[:-1]]
+
+    def thread(i: int) -> None:
+        try:
+            one(i)
+        finally:
+            done[i].release()
+
+    for i, lock in enumerate(done):
+        lock.acquire()
+        _thread.start_new_thread(thread, (i,))
     one(len(members) - 1)
-    for t in threads:
-        t.join()
+    for lock in done:
+        lock.acquire()
     for r in results:
         if isinstance(r, BaseException):
             raise r

@@ -13,13 +13,7 @@ initial size is sent the same way when the session starts.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
-import signal
-import struct
-import termios
-import threading
-import tty
 from pathlib import Path
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
@@ -37,6 +31,10 @@ def resize_message(rows: int, cols: int) -> bytes:
 
 def terminal_size(fd: int) -> tuple[int, int] | None:
     """(rows, cols) of the terminal on ``fd``, or None when it is not a terminal."""
+    import fcntl
+    import struct
+    import termios
+
     try:
         packed = fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8)
     except OSError:
@@ -74,6 +72,12 @@ def attached_terminal(stdin_fd: int | None, ctl: Path, size_fd: int | None = Non
     """Raw mode on ``stdin_fd`` (when it is a terminal), the initial size to ``ctl`` and
     SIGWINCH forwarded for the duration; everything restored on the way out. Yields
     whether a terminal was taken over (False: nothing to do, e.g. input from a pipe)."""
+    # here, not at the top: every attached run imports this module, few have a tty
+    import signal
+    import termios
+    import threading
+    import tty
+
     fd = stdin_fd if stdin_fd is not None and os.isatty(stdin_fd) else None
     if fd is None and size_fd is not None and os.isatty(size_fd):
         fd = size_fd

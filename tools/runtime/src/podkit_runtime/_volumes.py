@@ -25,8 +25,8 @@ from pathlib import Path
 
 from podkit_common import atomic, errors
 from podkit_common.locks import object_lock
+from podkit_common.names import valid_name
 from podkit_common.roots import Roots
-from podkit_runtime._mounts import VOLUME_NAME
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ def _lock(roots: Roots, name: str):  # type: ignore[no-untyped-def]
 
 
 def _check_name(name: str) -> None:
-    if not VOLUME_NAME.match(name) or len(name) > 255:
+    if not valid_name(name) or len(name) > 255:
         raise errors.UsageError(f"invalid volume name {name!r}",
                                 hint="names match [a-zA-Z0-9][a-zA-Z0-9_.-]*")
 

@@ -52,8 +52,6 @@ def _sweep_staging(layout: StoreLayout, folders: tuple[Path, ...] = ()) -> None:
     """Remove what a killed import left half-made: staging layer dirs and image records
     (``.tmp-<name>.<pid>...``) whose process is gone will never be finished; ``folders``
     instead of layers/ and images/ when given (container create: containers/, names/)."""
-    import shutil
-
     for folder in folders or (layout.layers, layout.images):
         try:
             entries = list(os.scandir(folder))
@@ -62,6 +60,8 @@ def _sweep_staging(layout: StoreLayout, folders: tuple[Path, ...] = ()) -> None:
         for entry in entries:
             if atomic.abandoned(entry.name):
                 if entry.is_dir(follow_symlinks=False):
+                    import shutil  # only then: its import (bz2, lzma) costs ms per create
+
                     shutil.rmtree(entry.path, ignore_errors=True)
                 else:
                     with contextlib.suppress(FileNotFoundError):

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import os
-import re
 
 from podkit_common import errors
-
-NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+from podkit_common.names import valid_name
 
 _ADJECTIVES = (
     "brave", "calm", "eager", "fancy", "gentle", "happy", "jolly", "keen", "lucid", "merry",
@@ -22,7 +20,7 @@ _NOUNS = (
 
 
 def check_name(name: str) -> str:
-    if len(name) > 253 or not NAME_RE.match(name):
+    if len(name) > 253 or not valid_name(name):
         raise errors.UsageError(
             f"invalid container name {name!r}: names must match [a-zA-Z0-9][a-zA-Z0-9_.-]*")
     return name
