@@ -163,3 +163,43 @@ def test_rm_removes_the_containers_cgroup_when_runc_lost_its_state(images, podki
     proc = run_cli("pod-runtime rm -f lost", podkit_env)
     assert proc.returncode == 0, proc.stderr.decode()
     assert [h for h in CGROUP_ROOT.iterdir() if (h / mine).exists()] == []
+
+
+def _warm_in_fresh_process(code: str, **env: str) -> list[str]:
+    import subprocess
+    import sys
+
+    prelude = ("import os, time\nfrom podkit_runtime import _conmon_cgroup as C\n"
+               "before = open('/proc/self/cgroup').read()\n")
+    out = subprocess.run([sys.executable, "-c", prelude + code], capture_output=True,
+                         text=True, env={**os.environ, **env}, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.splitlines()
+
+
+def test_warming_moves_nothing_and_ends_with_the_moves_it_expected(parent) -> None:
+    """warm(): no-op moves of the process into its own cgroups, until the expected
+    conmon moves are done; this process's cgroups are the same throughout."""
+    lines = _warm_in_fresh_process(
+        "C.warm(moves=2)\n"
+        "time.sleep(0.05)\n"
+        "print(C._warm['running'], open('/proc/self/cgroup').read() == before)\n"
+        "import subprocess\n"
+        f"p = subprocess.Popen(['sleep', '30'])\n"
+        f"print(C.move(p.pid, {parent + '/conmon'!r}), C._warm['running'])\n"
+        f"C.move(p.pid, {parent + '/conmon'!r})\n"
+        "time.sleep(0.05)\n"
+        "print(C._warm['running'], C._warm['moves'])\n"
+        f"C.move(p.pid, '/')\n"  # out again, so the parent can go
+        "p.kill(); p.wait()\n")
+    assert lines == ["True True", "True True", "False 0"]
+
+
+def test_a_warmer_never_outlives_its_bound_and_can_be_turned_off() -> None:
+    lines = _warm_in_fresh_process(
+        "C._WARM_MAX = 0.1\nC.warm(moves=5)\ntime.sleep(0.3)\n"
+        "print(C._warm['running'])\n")
+    assert lines == ["False"]
+    lines = _warm_in_fresh_process("C.warm()\nprint(C._warm['running'])\n",
+                                   PODKIT_NO_CGROUP_WARM="1")
+    assert lines == ["False"]

@@ -68,6 +68,9 @@ def run(roots: Roots, opts: RunOptions, bundle_opts: Any, *,
     from podkit_storage import create_container
 
     mark("run-imports")
+    from podkit_runtime._conmon_cgroup import warm
+
+    warm()  # conmon's cgroup move, after storage and bundle: its lock's wait starts now
     doc = image_document(roots, opts.image, platform=opts.platform, progress=progress,
                          **opts.pull_options)
     mark("image")

@@ -140,11 +140,13 @@ def _read_sync(sock: _socket.socket, timeout: float) -> dict | None:
 
 def _move_while(pid: int, cgroup: str | None, work: Callable[[], None] | None) -> None:
     """Move ``pid`` into ``cgroup`` (best effort, like podman) while ``work()`` runs."""
+    from podkit_runtime._conmon_cgroup import _moved, move
+
     if not cgroup:
+        _moved()  # one move a warmer expected (warm()) that will not come
         if work is not None:
             work()
         return
-    from podkit_runtime._conmon_cgroup import move
 
     if work is None:
         move(pid, cgroup)

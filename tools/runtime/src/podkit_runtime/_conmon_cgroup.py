@@ -23,6 +23,10 @@ import os
 import posixpath
 from pathlib import Path
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from typing import Any
+
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
@@ -82,8 +86,93 @@ def _fill_cpuset(hierarchy: Path, directory: Path) -> None:
                 own.write_text((level.parent / name).read_text())
 
 
+# -- keeping the first move cheap ---------------------------------------------------------
+#
+# Moving a process between cgroups takes the kernel's global cgroup_threadgroup_rwsem
+# for writing. That percpu rwsem is kept in a fast mode for its readers (every fork and
+# exit on the machine) and must first wait out an RCU grace period to leave it: the
+# first cgroup.procs write after a quiet spell blocks ~6-12 ms here, while writes within
+# a grace period of an earlier one return in ~0.2 ms (measured on this 6.18 kernel).
+# podman pays that wait before every container's start, between spawning conmon and
+# letting it run `runc create`. podkit pays it in the background instead: warm() starts
+# a thread that moves this process into the cgroup it already is in (a no-op move,
+# ``0`` written to its own cgroup.procs in one hierarchy) and repeats it every few
+# milliseconds, so the lock is already out of its fast mode when conmon is moved; it
+# stops after the moves it was told to expect (or a second at most). A failed write
+# (no cgroupfs, no permission) ends it silently: moves then cost what they did.
+
+_WARM_TICK = 0.004  # seconds between no-op moves: well inside one grace period
+_WARM_MAX = 1.0  # seconds a warmer runs at most
+_warm: dict[str, Any] = {"deadline": 0.0, "moves": 0, "running": False}
+
+
+def _own_procs(root: Path) -> str | None:
+    """This process's cgroup.procs in one hierarchy (the unified one with cgroup v2)."""
+    try:
+        with open("/proc/self/cgroup") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    if (root / "cgroup.controllers").exists():
+        rel = next((ln.split(":", 2)[2] for ln in lines if ln.startswith("0::")), None)
+        return None if rel is None else f"{root}{rel.rstrip('/')}/cgroup.procs"
+    for line in lines:
+        _, names, rel = line.split(":", 2)
+        if names and not names.startswith("name="):
+            return f"{root}/{names}{rel.rstrip('/')}/cgroup.procs"
+    return None
+
+
+def warm(moves: int = 1, root: Path = CGROUP_ROOT) -> None:
+    """Keep the next ``moves`` conmon moves off the grace-period wait (see above)."""
+    import time
+
+    if os.environ.get("PODKIT_NO_CGROUP_WARM") == "1":
+        return
+    _warm["moves"] = max(_warm["moves"], moves)  # nested callers: the outermost counts
+    _warm["deadline"] = time.monotonic() + _WARM_MAX
+    if _warm["running"]:
+        return
+    procs = _own_procs(root)
+    if procs is None:
+        return
+    import _thread
+
+    _warm["running"] = True
+
+    def loop() -> None:
+        try:
+            fd = os.open(procs, os.O_WRONLY | os.O_CLOEXEC)
+        except OSError:
+            _warm["running"] = False
+            return
+        try:
+            while _warm["moves"] > 0 and time.monotonic() < _warm["deadline"]:
+                os.write(fd, b"0")
+                time.sleep(_WARM_TICK)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+            _warm["running"] = False
+
+    _thread.start_new_thread(loop, ())
+
+
+def _moved() -> None:
+    if _warm["moves"] > 0:
+        _warm["moves"] -= 1
+
+
 def move(pid: int, path: str, root: Path = CGROUP_ROOT) -> bool:
     """Put ``pid`` into the cgroup ``path`` in every hierarchy; True if it went into all."""
+    try:
+        return _move(pid, path, root)
+    finally:
+        _moved()
+
+
+def _move(pid: int, path: str, root: Path) -> bool:
     ok = True
     for hierarchy in hierarchies(root):
         directory = hierarchy / path.lstrip("/")

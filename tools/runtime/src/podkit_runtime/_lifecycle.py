@@ -332,6 +332,9 @@ def start(roots: Roots, ref: str) -> dict[str, Any]:
                 "can start", hint="create a new container (podkit does not restart yet)")
         if record.get("configured"):  # podman's init first: conmon + runc create
             from podkit_runtime._configured import init
+            from podkit_runtime._conmon_cgroup import warm
+
+            warm()  # conmon's move, in a few ms: its lock's wait starts now
 
             record = init(roots, record)
         paths = ContainerPaths(roots, cid)
@@ -362,9 +365,11 @@ def run(doc: dict[str, Any], roots: Roots, opts: CreateOptions = CreateOptions()
     exits; the document then holds the exit code. Detached: return once it runs.
     ``before_start(doc) -> doc | None`` and ``on_exit()``: see ``_run.run_bundle``."""
     from podkit_common.records import replace
+    from podkit_runtime._conmon_cgroup import warm
     from podkit_runtime._run import finish_before_start, prepare_attached
     from podkit_runtime._timings import mark
 
+    warm()  # conmon's cgroup move in a moment: its lock's wait starts now (there)
     if opts.log_driver == "passthrough":  # no attach socket: conmon hands over stdio
         from podkit_runtime._passthrough import run_passthrough
 

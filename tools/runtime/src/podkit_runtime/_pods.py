@@ -150,7 +150,10 @@ def start_pod(roots: Roots, ref: str, prepare: Prepare | None = None) -> dict[st
     changed = False
     failures: list[str] = []
     infra = pod["infra"].get("id")
+    from podkit_runtime._conmon_cgroup import warm
     from podkit_runtime._timings import mark
+
+    warm(len(pod["members"]) + bool(infra))  # their conmons' cgroup moves: see there
 
     if infra:  # first: the members join its namespaces
         try:
