@@ -330,3 +330,56 @@ def test_start_after_a_detach_killed_between_netns_unmount_and_record(images, ch
     assert chaos.must("pod rm -f -t 0 dns1", "rm"), chaos.failures
     assert chaos.must("pod network rm deadns", "network-rm"), chaos.failures
     assert checker.check() == [], chaos.failures
+
+
+def _drop_storage_record(env: dict[str, str], cid: str) -> None:
+    """What an rm SIGKILLed inside the storage removal left: its ``container.json`` gone
+    (dropped first), the rest (files, name, mount point) not yet."""
+    from pathlib import Path
+
+    record = Path(env["PODKIT_ROOT"]) / "containers" / cid / "container.json"
+    assert record.is_file(), record
+    record.unlink()
+
+
+def test_rm_finishes_a_removal_killed_inside_the_storage_removal(images, chaos_env,
+                                                                 tmp_path):
+    """`pod rm -f` killed after the storage record went (kill round seed 1245428684): the
+    retried `pod rm -f -i NAME` found no container and left its files, its name and its
+    mount point for `pod system check` to report for ever. The retry now finishes it."""
+    checker = LeakChecker(tmp_path, chaos_env)
+    chaos = Chaos(chaos_env, image_of(images), 0)
+    cid = chaos.run(f"pod create --tls-verify=false --name halfrm {image_of(images)} "
+                    "sleep 3600").stdout.decode().strip()
+    assert len(cid) == 64, chaos.failures
+    assert chaos.must(f"pod-runtime rm {cid} >/dev/null", "runtime-rm"), chaos.failures
+    _drop_storage_record(chaos_env, cid)
+    report = jsonio.loads(chaos.run("pod system check").stdout)
+    assert "incomplete-container" in {p["kind"] for p in report["problems"]}
+    assert chaos.must("pod rm -f -i -t 0 halfrm", "rm"), chaos.failures
+    chaos.check_clean("rm")
+    assert chaos.run("pod ps -a -q").stdout.strip() == b""
+    assert chaos.failures == [] and checker.check() == []
+
+
+def test_pod_rm_finishes_members_a_killed_pod_rm_left(images, chaos_env, tmp_path):
+    """`pod pod rm -f` killed after a member's runtime record and storage record were
+    dropped (kill round seed 779479295): the retry left the member's runtime lock file
+    (a stale lock for `pod system check`) and its storage remains. Both go now."""
+    from pathlib import Path
+
+    checker = LeakChecker(tmp_path, chaos_env)
+    chaos = Chaos(chaos_env, image_of(images), 0)
+    assert chaos.must("pod pod create --name halfpod2 --network none", "pod-create")
+    cid = chaos.run(f"pod create --tls-verify=false --pod halfpod2 --name halfpod2-m "
+                    f"{image_of(images)} sleep 3600").stdout.decode().strip()
+    assert len(cid) == 64, chaos.failures
+    lock = Path(chaos_env["PODKIT_ROOT"]) / "locks" / f"runtime-{cid}.lock"
+    assert lock.exists()
+    _drop_runtime_record(chaos_env, cid)
+    _drop_storage_record(chaos_env, cid)
+    assert chaos.must("pod pod rm -f -t 0 halfpod2", "pod-rm"), chaos.failures
+    assert not lock.exists()
+    chaos.check_clean("pod-rm")
+    assert chaos.run("pod ps -a -q").stdout.strip() == b""
+    assert chaos.failures == [] and checker.check() == []

@@ -47,11 +47,22 @@ def remove(roots: Roots, ref: str, *, force: bool = False, remove_volumes: bool 
     """Remove the runtime half (refusing a running container without ``force``) and
     the storage half; returns the id."""
     from podkit_pod._network import release_network
-    from podkit_runtime import remove_bundle, remove_runtime
+    from podkit_runtime import remove_runtime
+    from podkit_runtime._lifecycle import forget
     from podkit_runtime._state import load_record
     from podkit_storage import remove_container
 
-    cid = container_id(roots, ref)
+    try:
+        cid = container_id(roots, ref)
+    except errors.NotFound:
+        # An rm killed after the storage record went: its name, files or mount point
+        # are left, and this rm finishes it (chaos suite, seed 1245428684).
+        from podkit_storage._containers import half_removed
+        from podkit_storage._layout import StoreLayout
+
+        cid = half_removed(StoreLayout(roots), ref)
+        if cid is None:
+            raise
     try:
         doc = load_record(roots, cid).get("doc") or {}
         remove_runtime(roots, cid, force=force, timeout=timeout, remove_volumes=remove_volumes)
@@ -60,7 +71,7 @@ def remove(roots: Roots, ref: str, *, force: bool = False, remove_volumes: bool 
         # No runtime record: a create killed after its network attach (chaos suite)
         # leaves an attachment record only; DEL it by id, else netns and lease leak.
         release_network({"container": {"id": cid}, "network": {"mode": "bridge"}}, roots)
-        remove_bundle(roots, cid, remove_volumes=remove_volumes)
+        forget(roots, cid, remove_volumes=remove_volumes)
     with contextlib.suppress(errors.NotFound):
         remove_container(roots, cid)
     return cid

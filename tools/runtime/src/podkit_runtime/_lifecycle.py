@@ -605,6 +605,21 @@ def _remove_now(roots: Roots, cid: str, remove_volumes: bool = False) -> None:
         _event(roots, gone, "remove")
 
 
+def forget(roots: Roots, cid: str, remove_volumes: bool = False) -> None:
+    """Finish the removal of a container whose record is gone (an rm killed after
+    ``_state.remove_files`` dropped it, or a create killed before it wrote one): its
+    bundle, volatile files and lock file. Nothing when the record is there."""
+    from podkit_runtime._bundle import remove_bundle
+
+    with _state.lock(roots, cid):
+        if ContainerPaths(roots, cid).record.exists():
+            return
+        _state.remove_files(roots, cid)
+        remove_bundle(roots, cid, remove_volumes=remove_volumes)
+        with contextlib.suppress(OSError):  # as _remove_now: held here, gone with it
+            os.unlink(roots.root / "locks" / f"runtime-{cid}.lock")
+
+
 def cleanup(roots: Roots, ref: str, *, remove_after: bool = False) -> dict[str, Any]:
     """What conmon's exit command runs: record the exit, ``runc delete``, and with
     ``remove_after`` (``--rm``) remove the container. Quiet when it is already gone."""

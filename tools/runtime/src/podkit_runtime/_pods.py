@@ -306,8 +306,7 @@ def remove_pod(roots: Roots, ref: str, *, force: bool = False, timeout: int | No
     record still exists: a removal killed before it ends is found again by the next
     `pod rm`, which then releases what the first one could not."""
     from podkit_runtime import _pod_cgroup
-    from podkit_runtime._bundle import remove_bundle
-    from podkit_runtime._lifecycle import remove
+    from podkit_runtime._lifecycle import forget, remove
 
     pod_id = R.resolve(roots, ref)
     pod = R.load(roots, pod_id)
@@ -334,8 +333,8 @@ def remove_pod(roots: Roots, ref: str, *, force: bool = False, timeout: int | No
         with contextlib.suppress(errors.NotFound):
             if seen is not None:
                 remove(roots, cid, force=True, timeout=timeout)
-            else:
-                remove_bundle(roots, cid)
+            else:  # an earlier pod rm, killed after the record: what it left
+                forget(roots, cid)
         return {"id": cid, "doc": (record or {}).get("doc") or {},
                 "infra": cid == pod["infra"].get("id")}
 

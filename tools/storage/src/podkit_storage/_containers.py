@@ -166,8 +166,53 @@ def _still_there(layout: StoreLayout, c: dict[str, Any], ref: str) -> dict[str, 
 
 
 def remove_container(roots: Roots, ref: str) -> dict[str, Any]:
-    """Unmount and delete the container's files."""
-    return {"changed": True, "container": unmount_container(roots, ref, remove=True)}
+    """Unmount and delete the container's files; a removal killed half-way (the record
+    gone, some of its files, name or mount point left) is finished."""
+    try:
+        return {"changed": True, "container": unmount_container(roots, ref, remove=True)}
+    except errors.NotFound:
+        layout = StoreLayout(roots)
+        cid = half_removed(layout, ref)
+        if cid is None or not _finish_removal(layout, cid):
+            raise
+        return {"changed": True, "container": {"id": cid, "mounted": False, "removed": True}}
+
+
+def half_removed(layout: StoreLayout, ref: str) -> str | None:
+    """The id of what a removal killed after dropping ``container.json`` left (pure
+    reading): ``ref`` a name still reserved for it, or its full id; None when there is
+    no such remnant (then ``ref`` is simply unknown)."""
+    owner = _name_owner(layout, ref) if "/" not in ref and ref not in (".", "..") else None
+    cid = owner or ref
+    if len(cid) != 64 or cid.strip("0123456789abcdef"):
+        return None
+    if (layout.container_dir(cid) / "container.json").exists():
+        return None
+    if owner or layout.container_dir(cid).exists() or layout.mountpoint(cid).exists():
+        return cid
+    return None
+
+
+def _finish_removal(layout: StoreLayout, cid: str) -> bool:
+    """Remove a recordless container's files, mount point and names (True), under its
+    lock; False if its record is there after all (a create finished meanwhile)."""
+    from podkit_storage._mount import is_mounted, unmount
+
+    with object_lock(layout.locks, "container", cid):
+        if (layout.container_dir(cid) / "container.json").exists():
+            return False
+        mp = layout.mountpoint(cid)
+        if is_mounted(mp):
+            unmount(mp)
+        names = []
+        with contextlib.suppress(FileNotFoundError):
+            names = [e.name for e in os.scandir(layout.names)
+                     if not e.name.startswith(".") and _name_owner(layout, e.name) == cid]
+        _remove_files(layout, cid, None)
+        for name in names:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(layout.names / name)
+    return True
 
 
 def _remove_files(layout: StoreLayout, cid: str, name: str | None) -> None:
