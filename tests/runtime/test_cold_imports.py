@@ -27,7 +27,7 @@ RUN_PATH = (
     "podkit_runtime._parse_units", "podkit_runtime._process_opts",
     "podkit_runtime._resources", "podkit_runtime._restart", "podkit_runtime._rootfs_paths",
     "podkit_runtime._run", "podkit_runtime._runc", "podkit_runtime._seccomp",
-    "podkit_runtime._security", "podkit_runtime._shm", "podkit_runtime._spawn",
+    "podkit_runtime._security", "podkit_runtime._shm", "podkit_common.spawn",
     "podkit_runtime._spec", "podkit_runtime._state", "podkit_runtime._timings",
     "podkit_runtime._users", "podkit_runtime._volumes", "podkit_runtime._command_bodies",
     "podkit_runtime.fast_path",

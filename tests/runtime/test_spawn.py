@@ -1,4 +1,4 @@
-"""podkit_runtime._spawn: starting conmon and runc without subprocess.
+"""podkit_common.spawn: starting conmon and runc without subprocess.
 
 Real processes (/bin/sh), no mocks: the fds a child holds, where they sit, its signal
 dispositions, working directory and process group; capturing both streams of a chatty
@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from podkit_common import errors
-from podkit_runtime import _spawn
+from podkit_common import spawn as _spawn
 
 SH = "/bin/sh"
 #: the shell's own fds (ls is its child: its own directory fd is not the shell's)
@@ -116,7 +116,7 @@ def test_a_failure_is_reported_whatever_fds_the_caller_holds():
     # target fd (3, 4) or a temporary one; it must survive the shuffle to report.
     code = """
 import os
-from podkit_runtime import _spawn
+from podkit_common import spawn as _spawn
 os.closerange(3, 256)
 for fds in ((), (1,), (1, 2), (2, 1, 0)):
     try:
@@ -194,9 +194,27 @@ def test_which_finds_programs_on_path(monkeypatch, tmp_path):
 
 
 def test_importing_it_loads_no_subprocess():
-    code = ("import sys; import podkit_runtime._spawn; "
+    code = ("import sys; import podkit_common.spawn; "
             "print(sorted(m for m in ('subprocess', 'signal', 'selectors', 'socket') "
             "if m in sys.modules))")
     done = _spawn.run([sys.executable, "-c", code], env=dict(os.environ))
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == b"[]"
+
+
+def test_run_feeds_input_larger_than_a_pipe_while_draining_the_output():
+    """A CNI plugin reads its config on stdin and answers on stdout: both pipes served at
+    once, so a big input and a big output cannot stall each other."""
+    data = bytes(range(256)) * 2048  # 512 KiB: far more than a pipe holds
+    done = _spawn.run([SH, "-c", "cat; echo done >&2"], env={"PATH": "/usr/bin:/bin"},
+                      input=data, timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (0, data, b"done\n")
+
+
+def test_run_with_input_a_program_does_not_read_is_not_an_error():
+    done = _spawn.run([SH, "-c", "exit 3"], env={"PATH": "/usr/bin:/bin"},
+                      input=b"x" * 300_000, timeout=60)
+    assert done.returncode == 3
+    empty = _spawn.run([SH, "-c", "wc -c"], env={"PATH": "/usr/bin:/bin"}, input=b"",
+                       timeout=60)
+    assert empty.stdout.strip() == b"0"

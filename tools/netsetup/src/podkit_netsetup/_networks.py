@@ -12,13 +12,13 @@ an ensure-style `network create` compares against.
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import os
 import time
 from pathlib import Path
 
 from podkit_common import atomic, errors
+from podkit_common.hashing import sha256_hex
 from podkit_common.names import valid_name
 from podkit_common.records import field, record
 from podkit_common.roots import Roots
@@ -141,7 +141,7 @@ def network_report(conflist: dict[str, Any], path: Path, members: int = 0) -> di
     """What `network ls`/`inspect` print for one network (podman's field names)."""
     meta = conflist.get("podkit") or {}
     return {"name": conflist["name"],
-            "id": hashlib.sha256(conflist["name"].encode()).hexdigest(),
+            "id": sha256_hex(conflist["name"].encode()),
             "driver": meta.get("driver", "bridge"),
             "network_interface": meta.get("network_interface"),
             "created": meta.get("created"),

@@ -5,7 +5,6 @@ from asking the kernel for free ports)."""
 from __future__ import annotations
 
 import ipaddress
-import socket
 
 from podkit_common import errors
 
@@ -30,6 +29,8 @@ def _port_range(text: str, what: str) -> tuple[int, int]:
 
 def free_port(host_ip: str, protocol: str) -> int:
     """A port the kernel says is free on ``host_ip`` right now."""
+    import socket  # only with -P or a published port without a host port
+
     kind = socket.SOCK_DGRAM if protocol == "udp" else socket.SOCK_STREAM
     family = socket.AF_INET6 if ":" in host_ip else socket.AF_INET
     with socket.socket(family, kind) as s:

@@ -13,12 +13,12 @@ calls in different roots never pick the same subnet.
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import os
 from pathlib import Path
 
 from podkit_common import atomic, errors
+from podkit_common.hashing import sha256_hex
 from podkit_common.locks import FileLock
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
@@ -85,7 +85,7 @@ def host_routes() -> list[Net]:
 
 def bridge_name(config_dir: Path, name: str) -> str:
     """``pk`` + 10 hex digits of the config dir and name: unique per host, ≤ 15 chars."""
-    digest = hashlib.sha256(f"{config_dir.resolve()}\0{name}".encode()).hexdigest()
+    digest = sha256_hex(f"{config_dir.resolve()}\0{name}".encode())
     return "pk" + digest[:10]
 
 

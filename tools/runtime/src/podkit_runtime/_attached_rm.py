@@ -46,10 +46,10 @@ def settle_and_remove(roots: Roots, cid: str, remove_volumes: bool = True,
     """Record the exit of the attached container ``cid`` and remove it (see the module
     docstring); the settled record and what it shows. ``mark(phase)`` notes the end of
     the settle phase (``_timings``)."""
+    from podkit_common.spawn import start, wait
     from podkit_runtime import _lifecycle as lc
     from podkit_runtime._bundle import remove_bundle
     from podkit_runtime._conmon_cgroup import release_container_path
-    from podkit_runtime._spawn import start, wait
 
     paths = ContainerPaths(roots, cid)
     deleting: list[int] = []

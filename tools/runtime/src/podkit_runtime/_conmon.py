@@ -34,7 +34,7 @@ CREATE_TIMEOUT = 240.0
 
 
 def conmon_binary() -> str:
-    from podkit_runtime._spawn import which
+    from podkit_common.spawn import which
 
     path = os.environ.get("PODKIT_CONMON") or which("conmon")
     for candidate in (path, "/usr/bin/conmon", "/usr/libexec/podman/conmon"):
@@ -172,7 +172,7 @@ def _move_while(pid: int, cgroup: str | None, work: Callable[[], None] | None) -
 def _kill_unreleased(pid: int) -> None:
     import signal
 
-    from podkit_runtime._spawn import wait
+    from podkit_common.spawn import wait
 
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
@@ -201,7 +201,7 @@ def spawn_conmon(argv: list[str], env: dict[str, str], conmon_log: Path,
     # The C module: socket.py's wrappers (and its selectors, enums) cost ~3 ms to import.
     import _socket
 
-    from podkit_runtime._spawn import spawn, wait
+    from podkit_common.spawn import spawn, wait
 
     # (non-inheritable, as every socket Python makes; _spawn places the child ends)
     sync_parent, sync_child = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)

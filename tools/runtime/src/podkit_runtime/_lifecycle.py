@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
     from typing import Any
 
-    from podkit_runtime._spawn import Completed
+    from podkit_common.spawn import Completed
 
 #: podman's killContainerTimeout: how long to wait after SIGKILL
 KILL_WAIT = 5.0
@@ -81,8 +81,8 @@ class CreateOptions:
 def _runc(paths: ContainerPaths, *args: str, check: bool = True) -> Completed:
     """runc's exit code, stdout and stderr (stdin /dev/null); RuntimeFailure if it failed
     and ``check``."""
+    from podkit_common.spawn import run
     from podkit_runtime._runc import runc_binary
-    from podkit_runtime._spawn import run
 
     argv = [runc_binary(), "--root", str(paths.runc_root), *args]
     proc = run(argv, env={"PATH": os.environ.get("PATH", os.defpath)})

@@ -88,7 +88,7 @@ def group_ids(names: Iterable[str], group_rows: list[list[str]]) -> list[int]:
 
 def find_init(init_path: str | None) -> str:
     """The host's catatonit (``--init-path``, podman's default path, then $PATH)."""
-    from podkit_runtime._spawn import which
+    from podkit_common.spawn import which
 
     candidates = [init_path] if init_path else [*INIT_CANDIDATES, which("catatonit")]
     for path in candidates:

@@ -11,7 +11,7 @@ from podkit_common.records import record
 
 
 def runc_binary() -> str:
-    from podkit_runtime._spawn import which
+    from podkit_common.spawn import which
 
     path = os.environ.get("PODKIT_RUNC") or which("runc")
     if not path:
@@ -72,6 +72,6 @@ def run_foreground(argv: list[str], stdio: tuple[int, int, int]) -> int:
 
 
 def delete_force(runc: str, state_root: Path, log: Path, cid: str) -> None:
-    from podkit_runtime._spawn import run
+    from podkit_common.spawn import run
 
     run(runc_argv(runc, state_root, log, "delete", "--force", cid), env=os.environ)

@@ -35,13 +35,10 @@ _NATIVE_TO_SECCOMP = {"amd64": "SCMP_ARCH_X86_64", "arm64": "SCMP_ARCH_AARCH64",
 
 
 def cache_key(data: bytes) -> str:
-    """The sha256 hex digest naming a cache entry. CPython's built-in ``_sha256`` where
-    there is one: ``hashlib`` loads OpenSSL, ~4-7 ms of a cold start."""
-    try:
-        from _sha256 import sha256
-    except ImportError:  # another interpreter
-        from hashlib import sha256
-    return sha256(data).hexdigest()
+    """The sha256 hex digest naming a cache entry (without hashlib: podkit_common.hashing)."""
+    from podkit_common.hashing import sha256_hex
+
+    return sha256_hex(data)
 
 
 def native_arch() -> str:

@@ -38,7 +38,7 @@ CACHE_VERSION = 1
 
 def _run(argv: list[str]) -> str:
     from podkit_common import errors
-    from podkit_runtime._spawn import run
+    from podkit_common.spawn import run
 
     try:
         return run(argv, env=os.environ, timeout=10).stdout.decode(errors="replace")

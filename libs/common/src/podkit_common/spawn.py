@@ -1,4 +1,5 @@
-"""Starting conmon and runc without ``subprocess``: what the run path needs, and no more.
+"""Starting conmon, runc and CNI plugins without ``subprocess``: what the run path needs,
+and no more (podkit_runtime for conmon and runc, podkit_netsetup for the plugins).
 
 Why not subprocess: importing it (with ``signal``, ``locale``, ``selectors``) was ~5-10 ms
 of every `pod run`, and Popen's bookkeeping is more than a run needs. What it needs:
@@ -12,9 +13,10 @@ of every `pod run`, and Popen's bookkeeping is more than a run needs. What it ne
   and 33) *ignored* in the child, a disposition that survives exec and would reach the
   container through conmon and runc; and 3.11's posix_spawn cannot change directory.
 * :func:`run`: run a short-lived helper (``runc start``, ``runc state``, ``runc
-  delete``) to its end with ``os.posix_spawn`` (vfork: ~0.3 ms in a process of our
-  size, against ~1 ms for fork) and capture its stdout and stderr, both drained with
-  ``select.poll`` so that neither pipe can fill up and stall it.
+  delete``, a CNI plugin) to its end with ``os.posix_spawn`` (vfork: ~0.3 ms in a
+  process of our size, against ~1 ms for fork), feed it ``input`` on stdin (a plugin's
+  config) and capture its stdout and stderr, all three pipes served with
+  ``select.poll`` so that none can fill up and stall it.
 * :func:`start`: such a helper left running while the caller does other work.
 * :func:`wait`: a child's exit code (``subprocess``'s convention: -N for a signal N),
   with a timeout through a pidfd.
@@ -250,10 +252,10 @@ def _name(pid: int) -> str:
         return "?"
 
 
-def run(argv: Sequence[str], *, env: Mapping[str, str], timeout: float | None = None
-        ) -> Completed:
-    """Run ``argv`` (``argv[0]`` a path, or a name looked up on ``env``'s PATH) with stdin
-    on /dev/null to its end; its exit code, stdout and stderr.
+def run(argv: Sequence[str], *, env: Mapping[str, str], timeout: float | None = None,
+        input: bytes | None = None) -> Completed:
+    """Run ``argv`` (``argv[0]`` a path, or a name looked up on ``env``'s PATH) to its
+    end with ``input`` on its stdin (None: /dev/null); its exit code, stdout and stderr.
 
     Raises OSError when it cannot start, errors.Timeout (after killing it) when it runs
     longer than ``timeout`` seconds."""
@@ -261,24 +263,34 @@ def run(argv: Sequence[str], *, env: Mapping[str, str], timeout: float | None = 
 
     out_r, out_w = os.pipe2(os.O_CLOEXEC)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
-    null = _null()
+    if input is None:
+        in_r = in_w = _null()
+    else:
+        in_r, in_w = os.pipe2(os.O_CLOEXEC)
     try:
-        pid = _posix_spawn(argv, env, (null, out_w, err_w))
+        pid = _posix_spawn(argv, env, (in_r, out_w, err_w))
     except BaseException:
-        for fd in (out_r, err_r):
+        for fd in (out_r, err_r, *(() if input is None else (in_w,))):
             os.close(fd)
         raise
     finally:
-        for fd in (out_w, err_w, null):
+        for fd in {out_w, err_w, in_r}:
             os.close(fd)
     chunks: dict[int, list[bytes]] = {out_r: [], err_r: []}
     poller = select.poll()
     for fd in chunks:
         poller.register(fd, select.POLLIN)
+    pending = memoryview(input or b"")
+    if input is not None:
+        if pending:
+            os.set_blocking(in_w, False)
+            poller.register(in_w, select.POLLOUT)
+        else:
+            os.close(in_w)
     deadline = None if timeout is None else _now() + timeout
     try:
         open_fds = 2
-        while open_fds:
+        while open_fds or pending:
             wait_ms = None if deadline is None else max(0, int((deadline - _now()) * 1000))
             ready = poller.poll(wait_ms)
             if not ready:
@@ -287,6 +299,17 @@ def run(argv: Sequence[str], *, env: Mapping[str, str], timeout: float | None = 
                 raise errors.Timeout(f"{what} ran longer than {timeout:g}s",
                                      hint="is it hanging?")
             for fd, _ in ready:
+                if fd not in chunks:  # stdin: write what fits, close at the end
+                    try:
+                        pending = pending[os.write(fd, pending[:_CHUNK]):]
+                    except BlockingIOError:
+                        continue
+                    except BrokenPipeError:  # it does not read (any more): its business
+                        pending = pending[:0]
+                    if not pending:
+                        poller.unregister(fd)
+                        os.close(fd)
+                    continue
                 chunk = os.read(fd, _CHUNK)
                 if chunk:
                     chunks[fd].append(chunk)
@@ -296,6 +319,8 @@ def run(argv: Sequence[str], *, env: Mapping[str, str], timeout: float | None = 
     finally:
         os.close(out_r)
         os.close(err_r)
+        if pending:
+            os.close(in_w)
     return Completed(list(argv), wait(pid), b"".join(chunks[out_r]), b"".join(chunks[err_r]))
 
 
