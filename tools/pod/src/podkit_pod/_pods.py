@@ -38,17 +38,10 @@ PAUSE_REPO = "localhost/podkit-pause"
 PAUSE_ENTRYPOINT = 'ENTRYPOINT ["/catatonit", "-P"]'
 
 
-def _which(name: str) -> str | None:
-    """shutil.which for one name (shutil's import pulls in bz2 and lzma: cold start ms)."""
-    for folder in os.environ.get("PATH", os.defpath).split(os.pathsep):
-        path = os.path.join(folder or ".", name)
-        if os.access(path, os.X_OK) and not os.path.isdir(path):
-            return path
-    return None
-
-
 def catatonit_path() -> str:
-    path = os.environ.get("PODKIT_CATATONIT") or _which("catatonit") or "/usr/bin/catatonit"
+    from podkit_common.spawn import which  # shutil's import pulls in bz2 and lzma
+
+    path = os.environ.get("PODKIT_CATATONIT") or which("catatonit") or "/usr/bin/catatonit"
     if not os.access(path, os.X_OK):
         raise errors.NotFound("catatonit not found: the pod's infra image is made from it",
                               hint="apt-get install catatonit")
