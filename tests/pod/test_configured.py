@@ -223,3 +223,29 @@ def test_a_configured_pod_looks_like_podmans(podman: Any, podkit_env: dict[str, 
     assert want["ps"] == [("created", "Created", 0)] * 2  # the oracle, as we read it
     assert want["kill"] == (125, True) and want["stop"] == 0
     assert got == want
+
+
+def _start_attached(call: Any, image_ref: str) -> dict[str, Any]:
+    """What `start --attach` shows of a job container, with one tool."""
+    seen: dict[str, Any] = {}
+    seen["create"] = call("create", "--name", "sa-job", image_ref, "sh", "-c",
+                          "echo to-out; echo to-err >&2; exit 3").returncode
+    for round_ in ("first", "again"):  # a created container, then the exited one again
+        done = call("start", "--attach", "sa-job")
+        seen[round_] = (done.returncode, done.stdout, done.stderr)
+    seen["two"] = call("start", "-a", "sa-job", "sa-job").returncode
+    seen["rm"] = call("rm", "sa-job").returncode
+    return seen
+
+
+def test_start_attach_shows_the_output_and_gives_the_exit_code_like_podman(
+        podman: Any, podkit_env: dict[str, str], images: Any) -> None:
+    """podman's `start -a`: what the container writes (stdout to stdout, stderr to
+    stderr), every time it is started, and its exit code as the command's."""
+    ref = image(images)
+    podman.pull(ref)
+    ok(podkit_env, "pull", "--tls-verify=false", ref)
+    want = _start_attached(lambda *a: podman.run(*a, check=False), ref)
+    got = _start_attached(lambda *a: pod(podkit_env, *a), ref)
+    assert want["first"] == (3, "to-out\n", "to-err\n")  # the oracle, as we read it
+    assert got == want

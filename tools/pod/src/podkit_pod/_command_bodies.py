@@ -74,14 +74,24 @@ def images_body(obj: Any, p: dict[str, Any]) -> None:
                                  headers=L.HEADERS, name="images", type_name=L.TYPE_NAME))
 
 
-def start_body(obj: Any, p: dict[str, Any]) -> None:
+def start_body(obj: Any, p: dict[str, Any]) -> int:
     """Start containers (created ones, and exited ones again), printing each reference
-    (`pod start`)."""
+    (`pod start`); with ``attach`` (one container) its output instead, until it exits,
+    and its exit code as ours (podman's ``start --attach``)."""
     from podkit_pod._container_admin import start  # CLIC's: exited ones run again
 
+    if p.get("attach"):
+        from podkit_common import errors
+        from podkit_pod._container_admin import start_attached
+
+        if len(p["containers"]) != 1:
+            raise errors.UsageError("you cannot start and attach multiple containers at once",
+                                    hint="start the others without --attach")
+        return start_attached(obj.roots, p["containers"][0])
     for ref in p["containers"]:
         start(obj.roots, ref)
         sys.stdout.write(ref + "\n")
+    return 0
 
 
 def cleanup_body(obj: Any, p: dict[str, Any]) -> None:

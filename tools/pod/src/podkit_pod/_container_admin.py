@@ -17,6 +17,7 @@ prune / exists / cleanup
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
 
 from podkit_common import errors
@@ -122,6 +123,34 @@ def start(roots: Roots, ref: str) -> dict[str, Any]:
     record, seen = _sync(roots, cid)
     return {"changed": True, "container": {"id": cid, "name": record["name"]},
             "state": {"status": seen.status, "pid": seen.pid}}
+
+
+def start_attached(roots: Roots, ref: str) -> int:
+    """podman's ``start --attach``: start ``ref``, copy what it writes (its stdout to
+    ours, its stderr to ours) until it exits, and return its exit code. The output is
+    read from its log from the moment of the start (conmon's k8s-file holds all of it,
+    so nothing written before we look is lost); with ``--log-driver none`` there is no
+    output to show, only the exit code."""
+    from podkit_pod._containers import container_id
+    from podkit_runtime import container_log
+
+    since = time.time_ns()
+    start(roots, ref)
+    cid = container_id(roots, ref)
+    record, seen = _sync(roots, cid)
+    if record.get("log_driver") not in ("none", "passthrough"):
+        for entry in container_log(roots, cid, follow=True, since_ns=since):
+            stream = sys.stderr if entry.stream == "stderr" else sys.stdout
+            stream.buffer.write(entry.render(False))
+            stream.flush()
+    while True:
+        try:
+            record, seen = _sync(roots, cid)
+        except errors.NotFound:  # --rm: removed with its exit (podman says 0 too)
+            return 0
+        if seen.status in ("exited", "stopped") and seen.exit_code is not None:
+            return int(seen.exit_code)
+        time.sleep(0.05)
 
 
 def _wait_restarted(roots: Roots, cid: str, count_before: int, timeout: float) -> None:

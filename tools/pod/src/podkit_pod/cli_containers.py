@@ -108,7 +108,10 @@ def add_container_commands(app: typer.Typer) -> None:
         write_inspected(inspect_makers(ctx.obj.roots, containers, type_), fmt)
 
     @app.command()
-    def start(ctx: typer.Context, containers: list[str] = typer.Argument(...)) -> None:
+    def start(ctx: typer.Context, containers: list[str] = typer.Argument(...),
+              attach: bool = typer.Option(False, "--attach", "-a",
+                                          help="Show the container's output until it "
+                                               "exits, and exit with its code")) -> None:
         """Start containers: created ones, and stopped ones again (like podman start).
 
         Examples:
@@ -116,10 +119,13 @@ def add_container_commands(app: typer.Typer) -> None:
         \b
             pod start web
             pod stop web && pod start web db
+            pod create --name job busybox sh -c 'echo hi; exit 3'; pod start -a job
         """
         from podkit_pod._command_bodies import start_body  # typer-free: also the fast path
 
-        start_body(ctx.obj, {"containers": containers})
+        code = start_body(ctx.obj, {"containers": containers, "attach": attach})
+        if code:
+            raise typer.Exit(code)
 
     @app.command()
     def attach(ctx: typer.Context, container: str = typer.Argument(...),

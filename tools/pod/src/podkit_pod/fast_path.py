@@ -62,10 +62,10 @@ def _ps(obj: Any, params: dict[str, Any]) -> None:
     ps_body(obj, params)
 
 
-def _start(obj: Any, params: dict[str, Any]) -> None:
+def _start(obj: Any, params: dict[str, Any]) -> int:
     from podkit_pod._command_bodies import start_body
 
-    start_body(obj, params)
+    return start_body(obj, params)
 
 
 def _images(obj: Any, params: dict[str, Any]) -> None:
