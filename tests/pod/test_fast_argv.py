@@ -125,7 +125,7 @@ DOUBT: list[list[str]] = [
     ["--progress", "loud", "run", IMG], ["--root"], ["--version", "run", IMG],
     ["--help"], ["image", "ls"], ["images", "a", "b"], ["images", "--sort"],
     ["nosuchcommand", IMG],
-    ["start"], ["start", "-a", "c1"], ["ps", "-n", "x"], ["ps", "--format"], ["ps", "extra"],
+    ["start"], ["start", "-i", "c1"], ["ps", "-n", "x"], ["ps", "--format"], ["ps", "extra"],
     ["ps", "--help"], ["ps", "-x"], ["cleanup"], ["cleanup", "--rm=1", "x"], ["cleanup", "a", "b"],
 ]
 

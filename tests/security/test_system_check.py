@@ -168,7 +168,8 @@ def test_every_kind_of_damage_is_reported_then_repaired_and_good_data_kept(damag
     # the image that lost a layer was dropped: pulling it again brings it back whole
     ok(pod(env, "pull", "--tls-verify=false", things["victim_a"]))
     assert ok(pod(env, "run", "--rm", things["victim_a"], "cat", "/a.txt")) == "a\n"
-    assert check(env)[0] == 0
+    code, report = check(env)
+    assert code == 0, report
 
 
 def test_a_layer_under_a_running_container_is_not_swapped_underneath_it(

@@ -52,6 +52,7 @@ def remove(roots: Roots, ref: str, *, force: bool = False, remove_volumes: bool 
     from podkit_runtime._state import load_record
     from podkit_storage import remove_container
 
+    remnant = False
     try:
         cid = container_id(roots, ref)
     except errors.NotFound:
@@ -63,6 +64,7 @@ def remove(roots: Roots, ref: str, *, force: bool = False, remove_volumes: bool 
         cid = half_removed(StoreLayout(roots), ref)
         if cid is None:
             raise
+        remnant = True
     try:
         doc = load_record(roots, cid).get("doc") or {}
         remove_runtime(roots, cid, force=force, timeout=timeout, remove_volumes=remove_volumes)
@@ -72,8 +74,11 @@ def remove(roots: Roots, ref: str, *, force: bool = False, remove_volumes: bool 
         # leaves an attachment record only; DEL it by id, else netns and lease leak.
         release_network({"container": {"id": cid}, "network": {"mode": "bridge"}}, roots)
         forget(roots, cid, remove_volumes=remove_volumes)
-    with contextlib.suppress(errors.NotFound):
+    try:
         remove_container(roots, cid)
+    except errors.NotFound:
+        if remnant:  # a concurrent rm finished it first: this one is the second rm
+            raise
     return cid
 
 

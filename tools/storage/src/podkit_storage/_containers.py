@@ -195,19 +195,25 @@ def half_removed(layout: StoreLayout, ref: str) -> str | None:
 
 def _finish_removal(layout: StoreLayout, cid: str) -> bool:
     """Remove a recordless container's files, mount point and names (True), under its
-    lock; False if its record is there after all (a create finished meanwhile)."""
+    lock; False if its record is there after all (a create finished meanwhile) or if
+    nothing is left of it (a concurrent rm, whose lock we waited for, finished it: this
+    rm is then the second of two, NotFound like any second rm)."""
     from podkit_storage._mount import is_mounted, unmount
 
     with object_lock(layout.locks, "container", cid):
         if (layout.container_dir(cid) / "container.json").exists():
             return False
         mp = layout.mountpoint(cid)
-        if is_mounted(mp):
-            unmount(mp)
         names = []
         with contextlib.suppress(FileNotFoundError):
             names = [e.name for e in os.scandir(layout.names)
                      if not e.name.startswith(".") and _name_owner(layout, e.name) == cid]
+        if not (names or mp.exists() or layout.container_dir(cid).exists()):
+            with contextlib.suppress(OSError):  # the lock file this wait made again
+                os.unlink(object_lock(layout.locks, "container", cid).path)
+            return False
+        if is_mounted(mp):
+            unmount(mp)
         _remove_files(layout, cid, None)
         for name in names:
             with contextlib.suppress(FileNotFoundError):
