@@ -138,3 +138,21 @@ def test_the_default_network_is_made_on_first_use(net_env):
     assert conf["plugins"][0]["ipMasq"] is True  # like podman's "podman" network
     store.ensure_default()  # no second one, no error
     assert store.names() == ["podkit"]
+
+
+@pytest.mark.root
+def test_listing_and_creating_skip_a_network_removed_while_they_read(net_env, monkeypatch):
+    """A `network rm` between listing the conflists and reading one (a crowd of the soak,
+    seed 1526167211: `network create` failed "network 'n2x5' does not exist"): the
+    listing leaves it out, a create looking for a free bridge name goes on."""
+    from podkit_common.roots import resolve_roots
+    from podkit_netsetup import NetworkStore
+    from podkit_netsetup._networks import NetworkSpec
+
+    store = NetworkStore(resolve_roots(net_env["PODKIT_ROOT"], net_env["PODKIT_RUNROOT"]))
+    store.create(NetworkSpec("racea", internal=True))
+    listed = store.names
+    monkeypatch.setattr(store, "names", lambda: [*listed(), "gone"])  # rm'd meanwhile
+    assert [r["name"] for r in store.each(store.report)] == ["racea"]
+    report, changed = store.create(NetworkSpec("raceb", internal=True))
+    assert changed and report["name"] == "raceb"

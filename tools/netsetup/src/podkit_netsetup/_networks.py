@@ -26,7 +26,10 @@ from podkit_netsetup import _subnets
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
 if TYPE_CHECKING:
-    from typing import Any
+    from collections.abc import Callable
+    from typing import Any, TypeVar
+
+    T = TypeVar("T")
 
 CNI_VERSION = "1.0.0"
 DEFAULT_NETWORK = "podkit"
@@ -200,6 +203,17 @@ class NetworkStore:
             return []
         return sorted(p.name[:-len(".conflist")] for p in self.dir.glob("*.conflist"))
 
+    def each(self, read: Callable[[str], T]) -> list[T]:
+        """``read(name)`` for every network, leaving out those removed meanwhile (a
+        concurrent `network rm` between listing and reading: NotFound)."""
+        out = []
+        for name in self.names():
+            try:
+                out.append(read(name))
+            except errors.NotFound:
+                continue
+        return out
+
     def members(self, name: str) -> dict[str, Any]:
         from podkit_netsetup._members import read_members
 
@@ -280,7 +294,10 @@ class NetworkStore:
             raise errors.UsageError(f"bridge name {iface!r} is not allowed",
                                     hint="≤ 15 characters, never podman's podman0/cni-podman0")
         for other in self.names():
-            meta = self.load(other).get("podkit") or {}
+            try:
+                meta = self.load(other).get("podkit") or {}
+            except errors.NotFound:  # removed since names() listed it (soak 1526167211)
+                continue
             if meta.get("driver") == "bridge" and meta.get("network_interface") == iface:
                 raise errors.Conflict(f"bridge {iface} is already used by network {other!r}")
         return iface

@@ -144,7 +144,7 @@ def network_ls(ctx: typer.Context,
                config_dir: str | None = _config_dir_option()) -> None:
     """List networks, one JSON document per line."""
     store = _store(ctx, config_dir)
-    reports = [store.report(n) for n in store.names()]
+    reports = store.each(store.report)
     if fmt == "table":
         rows = [("NAME", "DRIVER", "SUBNET", "INTERFACE", "CONTAINERS")]
         rows += [(r["name"], r["driver"], r["subnets"][0]["subnet"] or "",

@@ -105,7 +105,7 @@ def ls(ctx: typer.Context,
     from podkit_pod import _network_report as R
 
     store = _store(ctx)
-    docs = R.matches([R.inspect_doc(store, n) for n in store.names()], list(filter_ or []))
+    docs = R.matches(store.each(lambda n: R.inspect_doc(store, n)), list(filter_ or []))
     if quiet or getattr(ctx.obj, "quiet", False):
         sys.stdout.write("".join(d["name"] + "\n" for d in docs))
         return
