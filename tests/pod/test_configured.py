@@ -249,12 +249,3 @@ def test_start_attach_shows_the_output_and_gives_the_exit_code_like_podman(
     got = _start_attached(lambda *a: pod(podkit_env, *a), ref)
     assert want["first"] == (3, "to-out\n", "to-err\n")  # the oracle, as we read it
     assert got == want
-
-
-def test_pod_rm_leaves_no_lock_file_of_the_pod(podkit_env: dict[str, str]) -> None:
-    """Each removed pod left `locks/pod-<id>.lock` behind: they piled up for ever."""
-    pod_id = ok(podkit_env, "pod", "create", "--name", "lockless", "--network", "none").strip()
-    locks = Path(podkit_env["PODKIT_ROOT"]) / "locks"
-    assert (locks / f"pod-{pod_id}.lock").exists()
-    ok(podkit_env, "pod", "rm", "-f", "lockless")
-    assert not (locks / f"pod-{pod_id}.lock").exists()

@@ -15,7 +15,6 @@ Status of a pod, podman's rules (libpod/pod_status.go) over the infra and member
 from __future__ import annotations
 
 import contextlib
-import os
 
 from podkit_common import errors
 from podkit_common.roots import Roots
@@ -355,11 +354,7 @@ def remove_pod(roots: Roots, ref: str, *, force: bool = False, timeout: int | No
     with R.lock(roots, pod_id):
         import shutil
 
-        from podkit_common.locks import object_lock
-
         shutil.rmtree(R.record_path(roots, pod_id).parent, ignore_errors=True)
-        with contextlib.suppress(OSError):  # its lock file goes with it (held here)
-            os.unlink(object_lock(roots.root / "locks", "pod", pod_id).path)
     from podkit_common.events import pod_event
 
     pod_event(roots, "remove", pod)
