@@ -103,6 +103,25 @@ def test_configure_init_start_and_what_other_commands_do(images, podkit_env) -> 
     assert not [p for p in live_mentions(roots.runroot) if cid in p]
 
 
+def _configured_sleeper(images, podkit_env, name: str):
+    """(roots, id) of a configured container that runs ``sleep 1000`` once started."""
+    if shutil.which("conmon") is None:
+        pytest.skip("needs conmon: apt-get install conmon")
+    from podkit_runtime import _lifecycle
+
+    roots = roots_of(podkit_env)
+    doc = prepare(images, podkit_env, name, "sleep", "1000")
+    _lifecycle.create(doc, roots, CreateOptions(), configure_only=True)
+    return roots, doc["container"]["id"]
+
+
+def _remove_leaving_nothing(roots, cid: str) -> None:
+    from podkit_runtime import _lifecycle
+
+    _lifecycle.remove(roots, cid, force=True, timeout=0)
+    assert not [p for p in live_mentions(roots.runroot) if cid in p]
+
+
 @pytest.mark.root
 @pytest.mark.overlay
 @pytest.mark.runc
@@ -111,16 +130,11 @@ def test_a_start_killed_after_init_and_runc_start_is_done_again(images, podkit_e
     """A start killed after conmon, runc create and runc start but before the record
     said so: the record is still configured while a container runs. The next start kills
     that try (conmon, runc's state) and runs it once, under one conmon."""
-    if shutil.which("conmon") is None:
-        pytest.skip("needs conmon: apt-get install conmon")
     import subprocess
 
     from podkit_runtime import _lifecycle, _state
 
-    roots = roots_of(podkit_env)
-    doc = prepare(images, podkit_env, "half", "sleep", "1000")
-    cid = doc["container"]["id"]
-    _lifecycle.create(doc, roots, CreateOptions(), configure_only=True)
+    roots, cid = _configured_sleeper(images, podkit_env, "half")
     configured = _state.load_record(roots, cid)
     first = _configured.init_container(roots, cid)["state"]["conmon_pid"]
     subprocess.run(["runc", "--root", str(roots.runroot / "runc"), "start", cid], check=True)
@@ -132,8 +146,7 @@ def test_a_start_killed_after_init_and_runc_start_is_done_again(images, podkit_e
     assert started["state"]["conmon_pid"] != first
     conmons = [p for p in live_mentions(roots.runroot) if "conmon" in p and cid in p]
     assert len(conmons) == 1, conmons
-    _lifecycle.remove(roots, cid, force=True, timeout=0)
-    assert not [p for p in live_mentions(roots.runroot) if cid in p]
+    _remove_leaving_nothing(roots, cid)
 
 
 @pytest.mark.root
@@ -144,20 +157,14 @@ def test_a_start_after_a_runc_killed_writing_its_pidfile(images, podkit_env) -> 
     """runc writes ``.pidfile`` with O_EXCL and renames it; a runc killed in between (CI:
     chaos seed 20261131, `pod pod start` killed as a group) left it, and the next start
     failed "open .../.pidfile: file exists" for ever. The next start removes it."""
-    if shutil.which("conmon") is None:
-        pytest.skip("needs conmon: apt-get install conmon")
     from podkit_runtime import _lifecycle
     from podkit_runtime._state import ContainerPaths
 
-    roots = roots_of(podkit_env)
-    doc = prepare(images, podkit_env, "pidtmp", "sleep", "1000")
-    cid = doc["container"]["id"]
-    _lifecycle.create(doc, roots, CreateOptions(), configure_only=True)
+    roots, cid = _configured_sleeper(images, podkit_env, "pidtmp")
     paths = ContainerPaths(roots, cid)
     paths.run_dir.mkdir(parents=True, exist_ok=True)
     paths.runc_pidfile_temp.write_text("")  # what the killed runc left
     started = _lifecycle.start(roots, cid)
     assert started["state"]["status"] == "running"
     assert not paths.runc_pidfile_temp.exists()
-    _lifecycle.remove(roots, cid, force=True, timeout=0)
-    assert not [p for p in live_mentions(roots.runroot) if cid in p]
+    _remove_leaving_nothing(roots, cid)
