@@ -15,10 +15,6 @@ from pathlib import Path
 
 from podkit_common import errors
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
-if TYPE_CHECKING:
-    from typing import Any
-
 CLONE_NEWNET = 0x40000000
 MS_BIND = 0x1000
 MNT_DETACH = 2
@@ -61,7 +57,7 @@ def loopback_up() -> None:
         s.close()
 
 
-def _make(path: Path, failure: list[BaseException], done: Any) -> None:
+def _make(path: Path, failure: list[BaseException]) -> None:
     import _thread
 
     try:
@@ -73,25 +69,20 @@ def _make(path: Path, failure: list[BaseException], done: Any) -> None:
         loopback_up()
     except BaseException as exc:  # reported to the caller's thread
         failure.append(exc)
-    finally:
-        done.release()
 
 
 def create_netns(path: str | os.PathLike[str]) -> Path:
     """Create a network namespace held by a bind mount on ``path`` (lo up), from a
     thread of its own (unshare moves the calling thread; the thread then ends, and the
-    namespace lives on through the mount). _thread, not threading: a start's ms."""
-    import _thread
+    namespace lives on through the mount). podkit_common.threads: a start's ms."""
+    from podkit_common.threads import start
 
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(target, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
     os.close(fd)
     failure: list[BaseException] = []
-    done = _thread.allocate_lock()
-    done.acquire()
-    _thread.start_new_thread(_make, (target, failure, done))
-    done.acquire()
+    start(_make, target, failure)()
     if failure:
         _remove_file(target)
         exc = failure[0]

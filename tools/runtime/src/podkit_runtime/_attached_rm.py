@@ -85,6 +85,6 @@ def settle_and_remove(roots: Roots, cid: str, remove_volumes: bool = True,
         if hooks:
             remove_bundle(roots, cid, remove_volumes=remove_volumes)
         with contextlib.suppress(OSError):  # its lock file goes with it (still held here)
-            os.unlink(roots.root / "locks" / f"runtime-{cid}.lock")
+            os.unlink(_state.lock_file(roots, cid))
         lc._event(roots, gone, "remove")
     return record, seen

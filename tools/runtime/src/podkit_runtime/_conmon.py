@@ -151,22 +151,13 @@ def _move_while(pid: int, cgroup: str | None, work: Callable[[], None] | None) -
     if work is None:
         move(pid, cgroup)
         return
-    import _thread  # threading's import costs a cold start ms; one join is all we need
+    from podkit_common.threads import start
 
-    moved = _thread.allocate_lock()
-    moved.acquire()
-
-    def mover() -> None:
-        try:
-            move(pid, cgroup)
-        finally:
-            moved.release()
-
-    _thread.start_new_thread(mover, ())
+    moved = start(move, pid, cgroup)
     try:
         work()
     finally:
-        moved.acquire()
+        moved()
 
 
 def _kill_unreleased(pid: int) -> None:

@@ -601,7 +601,7 @@ def _remove_now(roots: Roots, cid: str, remove_volumes: bool = False) -> None:
         _state.remove_files(roots, cid)
         remove_bundle(roots, cid, remove_volumes=remove_volumes)
         with contextlib.suppress(OSError):  # its lock file goes with it (still held here)
-            os.unlink(roots.root / "locks" / f"runtime-{cid}.lock")
+            os.unlink(_state.lock_file(roots, cid))
         _event(roots, gone, "remove")
 
 
@@ -617,7 +617,7 @@ def forget(roots: Roots, cid: str, remove_volumes: bool = False) -> None:
         _state.remove_files(roots, cid)
         remove_bundle(roots, cid, remove_volumes=remove_volumes)
         with contextlib.suppress(OSError):  # as _remove_now: held here, gone with it
-            os.unlink(roots.root / "locks" / f"runtime-{cid}.lock")
+            os.unlink(_state.lock_file(roots, cid))
 
 
 def cleanup(roots: Roots, ref: str, *, remove_after: bool = False) -> dict[str, Any]:

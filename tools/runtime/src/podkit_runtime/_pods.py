@@ -182,7 +182,7 @@ def _start_members(roots: Roots, members: list[str], prepare: Prepare | None,
                    failures: list[str]) -> bool:
     """Start ``members`` concurrently (one thread each; the last in this one); their
     failures are appended in member order. Whether any started."""
-    import _thread  # threading's import costs a cold start ms; these are joined below
+    from podkit_common.threads import start  # threading's import: a cold start's ms
 
     results: list[bool | str | BaseException] = [False] * len(members)
 
@@ -194,20 +194,10 @@ def _start_members(roots: Roots, members: list[str], prepare: Prepare | None,
         except Exception as exc:  # a bug: raised below, after every thread is done
             results[i] = exc
 
-    done = [_thread.allocate_lock() for _ in members[:-1]]
-
-    def thread(i: int) -> None:
-        try:
-            one(i)
-        finally:
-            done[i].release()
-
-    for i, lock in enumerate(done):
-        lock.acquire()
-        _thread.start_new_thread(thread, (i,))
+    joins = [start(one, i) for i in range(len(members) - 1)]
     one(len(members) - 1)
-    for lock in done:
-        lock.acquire()
+    for join in joins:
+        join()
     for r in results:
         if isinstance(r, BaseException):
             raise r

@@ -151,6 +151,11 @@ def lock(roots: Roots, cid: str, timeout: float | None = 60.0) -> Iterator[None]
             del _HELD[key]
 
 
+def lock_file(roots: Roots, cid: str) -> Path:
+    """The container's lock file (:func:`lock`'s), removed with the container."""
+    return roots.root / "locks" / f"runtime-{cid}.lock"
+
+
 def now_iso() -> str:
     return iso_time(time.time())
 
