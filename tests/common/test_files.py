@@ -58,6 +58,38 @@ def test_lock_times_out_while_another_process_holds_it(tmp_path):
         pass
 
 
+@pytest.mark.parametrize("timeout", [None, 10.0], ids=["blocking", "polling"])
+def test_a_lock_file_unlinked_by_its_holder_stays_one_lock(tmp_path, timeout):
+    """A waiter on the file its holder unlinked must not share the lock with a newcomer
+    that made the file again: it checks the name and locks the new file instead."""
+    import threading
+
+    path = tmp_path / "x.lock"
+    holder = FileLock(path)
+    holder.acquire()
+    waiter, got = FileLock(path, timeout=timeout), threading.Event()
+
+    def wait() -> None:
+        waiter.acquire()
+        got.set()
+
+    thread = threading.Thread(target=wait, daemon=True)
+    thread.start()
+    try:
+        time.sleep(0.2)                 # the waiter has opened the old file and waits on it
+        holder.unlink()
+        assert not path.exists()
+        with FileLock(path, timeout=1):  # a newcomer makes the file again and holds it
+            holder.release()
+            assert not got.wait(0.5), "the waiter holds a lock on a file nobody else uses"
+        assert got.wait(5)
+        assert os.fstat(waiter._fd).st_ino == os.stat(path).st_ino
+    finally:
+        holder.release()
+        thread.join(10)
+        waiter.release()
+
+
 def test_lock_is_released_when_the_holder_dies(tmp_path):
     path = tmp_path / "x.lock"
     p = multiprocessing.get_context("fork").Process(target=_hold, args=(path, 30))

@@ -3,10 +3,17 @@
 Lock files live in a ``locks/`` directory chosen by the caller (normally under the
 root) and are named after the object, so two processes working on different images or
 containers never wait for each other.
+
+A lock file may be unlinked by its holder when the object goes (so they do not pile
+up). A waiter then wakes holding a lock on a file that has no name any more, while a
+newcomer creates and locks a new file of the same name: ``acquire`` therefore checks,
+once it holds the lock, that the path still names the file it locked, and starts over
+if not.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
@@ -31,14 +38,29 @@ class FileLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
+        deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        while True:
+            fd = self._lock_once(deadline)
+            try:
+                held, named = os.fstat(fd), os.stat(self.path)
+            except FileNotFoundError:
+                held = named = None
+            except BaseException:
+                os.close(fd)
+                raise
+            if held is not None and (held.st_dev, held.st_ino) == (named.st_dev, named.st_ino):
+                self._fd = fd
+                return
+            os.close(fd)   # its holder removed the file: lock the one the name has now
+
+    def _lock_once(self, deadline: float | None) -> int:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         op = fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX
         try:
-            if self.timeout is None:
+            if deadline is None:
                 fcntl.flock(fd, op)
             else:
-                deadline = time.monotonic() + self.timeout
                 delay = 0.005
                 while True:
                     try:
@@ -55,7 +77,12 @@ class FileLock:
         except BaseException:
             os.close(fd)
             raise
-        self._fd = fd
+        return fd
+
+    def unlink(self) -> None:
+        """Remove the lock file; call it while holding the lock, as the object goes."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
 
     def release(self) -> None:
         if self._fd is not None:
