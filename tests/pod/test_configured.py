@@ -249,3 +249,18 @@ def test_start_attach_shows_the_output_and_gives_the_exit_code_like_podman(
     got = _start_attached(lambda *a: pod(podkit_env, *a), ref)
     assert want["first"] == (3, "to-out\n", "to-err\n")  # the oracle, as we read it
     assert got == want
+
+
+def test_pod_rm_leaves_no_lock_file_of_the_pod(podkit_env: dict[str, str],
+                                               images: Any) -> None:
+    """Each removed pod left `locks/pod-<id>.lock` (and `pod-hosts-<id>.lock`, made by
+    its members) behind: they piled up for ever."""
+    env = podkit_env
+    pod_id = ok(env, "pod", "create", "--name", "lockless", "--network", "none").strip()
+    member = ok(env, "run", "-d", "--tls-verify=false", "--pod", "lockless",
+                image(images), "sleep", "1000").strip()
+    infra = json.loads(ok(env, "pod", "inspect", "lockless"))["InfraContainerID"]
+    locks = Path(env["PODKIT_ROOT"]) / "locks"
+    assert {f"pod-{pod_id}.lock", f"pod-hosts-{pod_id}.lock"} <= set(os.listdir(locks))
+    ok(env, "pod", "rm", "-f", "lockless")
+    assert [n for n in os.listdir(locks) if any(x in n for x in (pod_id, member, infra))] == []

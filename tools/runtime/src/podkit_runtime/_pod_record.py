@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from typing import Any
 
+    from podkit_common.locks import FileLock
+
 SHAREABLE = ("cgroup", "ipc", "net", "pid", "uts")
 DEFAULT_SHARE = ("ipc", "net", "uts")
 #: podman's name rule (libpod/define: NameRegex)
@@ -105,11 +107,11 @@ def record_path(roots: Roots, pod_id: str) -> Path:
 
 
 @contextlib.contextmanager
-def lock(roots: Roots, pod_id: str) -> Iterator[None]:
+def lock(roots: Roots, pod_id: str) -> Iterator[FileLock]:
     from podkit_common.locks import object_lock
 
-    with object_lock(roots.root / "locks", "pod", pod_id, timeout=60.0):
-        yield
+    with object_lock(roots.root / "locks", "pod", pod_id, timeout=60.0) as held:
+        yield held
 
 
 def load(roots: Roots, pod_id: str) -> dict[str, Any]:

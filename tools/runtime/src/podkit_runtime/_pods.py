@@ -341,10 +341,16 @@ def remove_pod(roots: Roots, ref: str, *, force: bool = False, timeout: int | No
     if release is not None:
         release(removed)
     _pod_cgroup.remove(pod["cgroup_path"])
-    with R.lock(roots, pod_id):
+    from podkit_common.locks import object_lock
+
+    # Its lock files go with it, each unlinked while held (see podkit_common.locks).
+    with object_lock(roots.root / "locks", "pod-hosts", pod_id, timeout=60.0) as hosts:
+        hosts.unlink()
+    with R.lock(roots, pod_id) as held:
         import shutil
 
         shutil.rmtree(R.record_path(roots, pod_id).parent, ignore_errors=True)
+        held.unlink()
     from podkit_common.events import pod_event
 
     pod_event(roots, "remove", pod)
