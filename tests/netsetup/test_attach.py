@@ -187,6 +187,28 @@ def test_check_status_and_network_rm_while_attached(net_env):
     assert not Path(doc["network"]["netns"]).exists() and "warnings" not in out["network"]
 
 
+def test_network_rm_leaves_no_lease_dir_or_lock_file(net_env):
+    """A removed network left host-local's directory (its lock, last_reserved_ip.0) and
+    its own lock file behind, one pair per network ever made."""
+    net = make_network(net_env)
+    detach(net_env, attached(net_env, f"--network {net['name']}"))
+    ipam = Path(net_env["PODKIT_ROOT"]) / "netsetup" / "ipam" / net["name"]
+    assert (ipam / "lock").exists()
+    rm = sh(f"pod-netsetup network rm {net['name']}", env=net_env)
+    assert rm.returncode == 0, rm.stderr
+    assert not ipam.exists()
+    state = Path(net_env["PODKIT_ROOT"]) / "networks" / ".state"
+    assert [p.name for p in state.iterdir() if p.name.startswith(f"{net['name']}.")] == []
+    # The same name again starts over and works.
+    made = sh(f"pod-netsetup network create {net['name']} --internal", env=net_env)
+    assert made.returncode == 0, made.stderr
+    doc = attached(net_env, f"--network {net['name']}")
+    assert leases(net_env, net["name"]) == [doc["network"]["networks"][0]["addresses"][0]
+                                             .split("/")[0]]
+    detach(net_env, doc)
+    assert sh(f"pod-netsetup network rm {net['name']}", env=net_env).returncode == 0
+
+
 def test_detach_works_from_the_cache_after_the_network_is_gone(net_env):
     net = make_network(net_env)
     doc = attached(net_env, f"--network {net['name']}")

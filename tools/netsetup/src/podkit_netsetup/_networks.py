@@ -12,6 +12,7 @@ an ensure-style `network create` compares against.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import time
@@ -319,7 +320,7 @@ class NetworkStore:
                                   hint="detach them first, or use --force")
         for cid, member in members.items():
             _members.force_detach(self, name, cid, member)
-        with self.lock(name):
+        with self.lock(name) as held:
             meta = conflist.get("podkit") or {}
             if meta.get("driver") == "bridge" and meta.get("network_interface"):
                 from podkit_netsetup._links import delete_link
@@ -333,6 +334,8 @@ class NetworkStore:
             if meta.get("subnet"):
                 _subnets.SubnetRegistry().forget(ipaddress.ip_network(meta["subnet"]),
                                                  self.path(name))
+            _forget_leases(conflist)
+            held.unlink()   # the network's lock file goes with it (see podkit_common.locks)
         return {"name": name, "removed": True, "containers_detached": sorted(members)}
 
     def prune(self) -> list[str]:
@@ -346,3 +349,28 @@ class NetworkStore:
                     continue
                 removed.append(name)
         return removed
+
+
+def _forget_leases(conflist: dict[str, Any]) -> None:
+    """Remove a removed network's host-local directory when no lease is left in it: only
+    host-local's lock and last-reserved files (a later network of the same name then
+    starts at the start of its range, as a new podman network does)."""
+    ipam = (conflist["plugins"][0].get("ipam") or {}) if conflist.get("plugins") else {}
+    if ipam.get("type") != "host-local" or not ipam.get("dataDir") or not conflist.get("name"):
+        return
+    from podkit_common.locks import FileLock
+
+    lease_dir = Path(ipam["dataDir"]) / conflist["name"]
+    if not lease_dir.is_dir():
+        return
+    with FileLock(lease_dir / "lock", timeout=60) as held:   # host-local's own lock
+        names = os.listdir(lease_dir)
+        if any(n != "lock" and not n.startswith("last_reserved_ip") for n in names):
+            return   # a lease whose owner is still there: system check's to judge
+        for n in names:
+            if n != "lock":
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(lease_dir / n)
+        held.unlink()
+        with contextlib.suppress(OSError):
+            os.rmdir(lease_dir)
