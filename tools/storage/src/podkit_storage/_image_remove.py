@@ -126,13 +126,14 @@ def _reclaim(layout: StoreLayout, record: dict[str, Any], freed: _Freed,
         final = layout.layer_dir(_hex(chain))
         if not final.exists():
             continue
-        with object_lock(layout.locks, "layer", _hex(chain)):
+        with object_lock(layout.locks, "layer", _hex(chain)) as held:
             doomed = layout.layers / f"{TOMBSTONE}{_hex(chain)}.{os.getpid()}"
             try:
                 os.rename(final, doomed)
             except FileNotFoundError:
                 continue
             atomic.fsync_dir(layout.layers)
+            held.unlink()   # its lock file goes with it (see podkit_common.locks)
         freed.tree(doomed)
         shutil.rmtree(doomed)
         report["layers_removed"].append(chain)
@@ -146,11 +147,14 @@ def _reclaim(layout: StoreLayout, record: dict[str, Any], freed: _Freed,
         # elsewhere (an image pulled with another --root keeps its blobs).
         if given is not None and Path(given).resolve() != path:
             continue
-        try:
-            st = os.lstat(path)
-            os.unlink(path)
-        except FileNotFoundError:
-            continue
+        # Under the puller's lock of the blob: a pull storing it now finishes first.
+        with object_lock(layout.locks, "blob", digest) as held:
+            try:
+                st = os.lstat(path)
+                os.unlink(path)
+            except FileNotFoundError:
+                continue
+            held.unlink()
         freed.count(st)
         report["blobs_removed"].append(digest)
 
