@@ -9,7 +9,13 @@ import json
 import httpx
 import pytest
 
-from podkit_common.errors import NotFound, NotImplementedYet, UsageError, VerificationFailed
+from podkit_common.errors import (
+    NotFound,
+    NotImplementedYet,
+    ResourceExhausted,
+    UsageError,
+    VerificationFailed,
+)
 from podkit_common.progress import Progress
 from podkit_common.schemas import SchemaSet
 from podkit_image_pull import pull
@@ -168,3 +174,63 @@ def test_injected_client_is_not_closed(fake, tmp_path):
     pull(f"docker://{HOST}/busybox:oci", root=tmp_path, client=client)
     assert not client.is_closed
     assert isinstance(client, httpx.Client)
+
+
+def _failing_on(monkeypatch, digest, exc):
+    """Make storing the blob ``digest`` raise ``exc`` (as a full disk would)."""
+    from podkit_image_pull._blobs import BlobStore
+
+    real = BlobStore.ensure_resumable
+
+    def ensure(self, d, *args, **kw):
+        if d == digest:
+            raise exc
+        return real(self, d, *args, **kw)
+
+    monkeypatch.setattr(BlobStore, "ensure_resumable", ensure)
+
+
+def test_a_full_disk_gives_back_what_the_pull_wrote(fake, two_layers, tmp_path, monkeypatch):
+    from podkit_image_pull._blobs import BlobStore
+
+    first, second = two_layers.layers[0], two_layers.layers[1]
+    BlobStore(tmp_path).put_bytes(first.digest, two_layers.blobs[first.digest])
+    _failing_on(monkeypatch, second.digest, ResourceExhausted("no space left on device"))
+    with pytest.raises(ResourceExhausted):
+        run(fake, tmp_path, max_workers=1)
+    # The config (and any other layer) it stored went again; the blob that was there stays.
+    assert blob_files(tmp_path) == [first.digest[7:]]
+
+
+def test_other_failures_keep_the_verified_blobs_to_resume(fake, two_layers, tmp_path,
+                                                         monkeypatch):
+    second = two_layers.layers[1]
+    _failing_on(monkeypatch, second.digest, NotFound("blob unknown"))
+    with pytest.raises(NotFound):
+        run(fake, tmp_path, max_workers=1)
+    assert two_layers.config_digest[7:] in blob_files(tmp_path)
+    assert second.digest[7:] not in blob_files(tmp_path)
+
+
+def test_a_blob_given_back_meanwhile_is_fetched_again(fake, two_layers, tmp_path,
+                                                      monkeypatch):
+    """A concurrent pull that ran out of space removed a blob this one found present."""
+    from podkit_image_pull._blobs import BlobStore
+
+    first = two_layers.layers[0]
+    store = BlobStore(tmp_path)
+    store.put_bytes(first.digest, two_layers.blobs[first.digest])
+    real = BlobStore.put_bytes
+    taken: list[str] = []
+
+    def put_bytes(self, digest, data):
+        if digest == two_layers.manifest_digest and not taken:
+            taken.append(digest)
+            self.discard(first.digest)
+        return real(self, digest, data)
+
+    monkeypatch.setattr(BlobStore, "put_bytes", put_bytes)
+    doc = run(fake, tmp_path)
+    for layer in doc["image"]["layers"]:
+        assert store.has(layer["digest"])
+    assert taken

@@ -94,6 +94,15 @@ class BlobStore:
                             retry or RetryPolicy(attempts=1))
             return True
 
+    def discard(self, digest: str) -> None:
+        """Remove the blob (under its lock, so no writer of it is cut short)."""
+        d = parse_digest(digest)
+        with object_lock(self.locks_dir, "blob", str(d)) as held:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path(digest))
+                fsync_dir(self.path(digest).parent)
+            held.unlink()
+
     def cleanup_temp(self, max_age: float = STALE_TEMP_SECONDS) -> int:
         """Remove temporary files left by killed pulls (older than ``max_age`` seconds)."""
         try:

@@ -8,6 +8,10 @@ manifest (the blob that names all others) is stored only once everything it name
     fetch the config, check it       (len(layers) == len(rootfs.diff_ids))
     fetch the layers in parallel     (blobs already present are skipped)
     store the manifest, then the index
+
+A pull that fails for want of space gives back every blob it wrote (a full disk is no
+place to keep a download for later); one that fails otherwise keeps its verified blobs
+and partial download for the next pull to resume.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import closing, contextmanager
 from typing import TYPE_CHECKING, Any
 
-from podkit_common.errors import RemoteError, VerificationFailed
+from podkit_common.errors import RemoteError, ResourceExhausted, VerificationFailed
 from podkit_common.progress import NULL, Progress
 from podkit_common.records import replace
 from podkit_image_pull._blobs import BlobStore
@@ -126,6 +130,8 @@ class _Pull:
         self.progress = progress
         self.max_workers = max(1, max_workers)
         self.cancel = threading.Event()
+        #: The digests this pull stored (not those it found present).
+        self.written: list[str] = []
         if retry is not None:  # a blob waiting to retry stops once another failed the pull
             self.retry = replace(retry, sleep=self._wait_unless_cancelled)
 
@@ -134,6 +140,24 @@ class _Pull:
             raise _Cancelled("cancelled while waiting to retry")
 
     def run(self) -> dict[str, Any]:
+        try:
+            return self._run()
+        except ResourceExhausted:
+            self._give_back()
+            raise
+
+    def _give_back(self) -> None:
+        """Remove the blobs this pull stored: the disk filled, the pull gave up."""
+        for digest in reversed(self.written):   # the manifest first: it names the others
+            self.store.discard(digest)
+
+    def _put(self, digest: str, body: bytes) -> bool:
+        written = self.store.put_bytes(digest, body)
+        if written:
+            self.written.append(digest)
+        return written
+
+    def _run(self) -> dict[str, Any]:
         ref = self.ref
         chosen = choose_manifest(self.source, self.want)
         body, digest, media_type, doc = chosen.body, chosen.digest, chosen.media_type, chosen.doc
@@ -155,9 +179,15 @@ class _Pull:
 
         changed |= self._layers(layers)
         # Metadata last: a stored manifest promises that everything it names is stored.
-        changed |= self.store.put_bytes(digest, body)
+        changed |= self._put(digest, body)
         if index is not None:
-            changed |= self.store.put_bytes(index[1], index[0])
+            changed |= self._put(index[1], index[0])
+        # A blob found present may have been given back since by a concurrent pull that
+        # ran out of space: fetch what went missing, once, so the promise holds.
+        gone = [d for d in (config_desc, *layers) if not self.store.has(d.digest)]
+        if gone:
+            changed |= self._layers(gone)
+            changed |= self._put(digest, body)
         from podkit_common.events import record
 
         record(self.store.root, "image", "pull", id=config_desc.digest.split(":", 1)[1],
@@ -227,7 +257,9 @@ class _Pull:
         finally:
             for t in task:
                 t.finish()
-        if not written:
+        if written:
+            self.written.append(desc.digest)
+        else:
             self.progress.message(f"blob {_short(desc.digest)} already present, skipped")
         return written
 
