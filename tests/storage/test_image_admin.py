@@ -197,6 +197,8 @@ def test_rmi_keeps_the_layer_and_blobs_another_image_shares(sharing, podkit_env)
     assert last["layers_removed"] == [one["layers"][0]["chain_id"]]
     assert layer_dirs(podkit_env) == set() and blob_files(podkit_env) == set()
     assert listed(podkit_env) == []
+    # Their lock files went with them (they piled up, one per layer and blob ever stored).
+    assert [n for n in os.listdir(root / "locks") if n.startswith(("layer-", "blob-"))] == []
 
 
 @pytest.mark.overlay
