@@ -130,3 +130,39 @@ def test_progress_bar_draws_on_one_line():
     task.finish()
     text = out.getvalue()
     assert "\r" in text and "50%" in text and text.endswith("\n")
+
+
+def test_a_lock_whose_object_is_gone_takes_its_file_along(tmp_path):
+    """``keep_while``: a late comer (conmon's exit command after `run --rm`, a second
+    rm) that locks a removed object made the file again and left it for good."""
+    obj = tmp_path / "objects" / "a"
+    lock = object_lock(tmp_path / "locks", "thing", "a", keep_while=(obj,))
+    with lock:
+        assert lock.path.exists()
+    assert not lock.path.exists()           # the object never was: nothing stays
+    obj.mkdir(parents=True)
+    with lock:
+        pass
+    assert lock.path.exists()               # the object is there: its lock file stays
+    with lock:
+        obj.rmdir()                         # removed under the lock
+    assert not lock.path.exists()
+    with object_lock(tmp_path / "locks", "thing", "a", shared=True, keep_while=(obj,)):
+        pass
+    assert lock.path.exists()               # a shared holder never unlinks
+
+
+def test_the_stages_locks_of_gone_objects_leave_no_file(tmp_path):
+    from podkit_common.roots import Roots
+    from podkit_netsetup._networks import NetworkStore
+    from podkit_runtime import _pod_record, _state
+    from podkit_runtime._pod_members import hosts_lock
+    from podkit_storage._layout import StoreLayout
+
+    roots = Roots(tmp_path / "root", tmp_path / "runroot")
+    gone = "0" * 64
+    with _state.lock(roots, gone), _pod_record.lock(roots, gone), hosts_lock(roots, gone), \
+            StoreLayout(roots).container_lock(gone), NetworkStore(roots).lock("gone"):
+        assert len(os.listdir(tmp_path / "root" / "locks")) == 4
+    assert os.listdir(tmp_path / "root" / "locks") == []
+    assert not (NetworkStore(roots).state / "gone.lock").exists()

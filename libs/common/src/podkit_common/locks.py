@@ -31,10 +31,14 @@ class FileLock:
     """
 
     def __init__(self, path: str | os.PathLike[str], *, shared: bool = False,
-                 timeout: float | None = None) -> None:
+                 timeout: float | None = None,
+                 keep_while: tuple[str | os.PathLike[str], ...] = ()) -> None:
         self.path = Path(path)
         self.shared = shared
         self.timeout = timeout
+        #: The object's own paths: when none exists at release, the file is unlinked
+        #: (still held), so a lock taken by a late comer on a gone object does not stay.
+        self.keep_while = keep_while
         self._fd: int | None = None
 
     def acquire(self) -> None:
@@ -86,6 +90,9 @@ class FileLock:
 
     def release(self) -> None:
         if self._fd is not None:
+            if self.keep_while and not self.shared and \
+                    not any(os.path.exists(p) for p in self.keep_while):
+                self.unlink()
             os.close(self._fd)
             self._fd = None
 
@@ -99,7 +106,10 @@ class FileLock:
 
 
 def object_lock(locks_dir: str | os.PathLike[str], kind: str, name: str, *,
-                shared: bool = False, timeout: float | None = None) -> FileLock:
-    """The lock for one object, e.g. ``object_lock(root/"locks", "layer", chain_id)``."""
+                shared: bool = False, timeout: float | None = None,
+                keep_while: tuple[str | os.PathLike[str], ...] = ()) -> FileLock:
+    """The lock for one object, e.g. ``object_lock(root/"locks", "layer", chain_id)``;
+    ``keep_while``: the object's paths, see :class:`FileLock`."""
     safe = name.replace("/", "_").replace(":", "_")
-    return FileLock(Path(locks_dir) / f"{kind}-{safe}.lock", shared=shared, timeout=timeout)
+    return FileLock(Path(locks_dir) / f"{kind}-{safe}.lock", shared=shared, timeout=timeout,
+                    keep_while=keep_while)

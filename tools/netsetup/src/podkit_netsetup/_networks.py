@@ -186,7 +186,10 @@ class NetworkStore:
     def lock(self, name: str, timeout: float | None = 120) -> Any:
         from podkit_common.locks import FileLock
 
-        return FileLock(self.state / f"{name}.lock", timeout=timeout)
+        # The file goes at the release that finds the network gone (its remove, or a
+        # late comer after it).
+        return FileLock(self.state / f"{name}.lock", timeout=timeout,
+                        keep_while=(self.path(name),))
 
     def load(self, name: str) -> dict[str, Any]:
         validate_name(name)
@@ -320,7 +323,7 @@ class NetworkStore:
                                   hint="detach them first, or use --force")
         for cid, member in members.items():
             _members.force_detach(self, name, cid, member)
-        with self.lock(name) as held:
+        with self.lock(name):
             meta = conflist.get("podkit") or {}
             if meta.get("driver") == "bridge" and meta.get("network_interface"):
                 from podkit_netsetup._links import delete_link
@@ -335,7 +338,6 @@ class NetworkStore:
                 _subnets.SubnetRegistry().forget(ipaddress.ip_network(meta["subnet"]),
                                                  self.path(name))
             _forget_leases(conflist)
-            held.unlink()   # the network's lock file goes with it (see podkit_common.locks)
         return {"name": name, "removed": True, "containers_detached": sorted(members)}
 
     def prune(self) -> list[str]:

@@ -12,7 +12,6 @@ import contextlib
 import os
 
 from podkit_common import atomic, errors
-from podkit_common.locks import object_lock
 from podkit_common.roots import Roots
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
@@ -40,7 +39,7 @@ def rename_storage(roots: Roots, ref: str, new_name: str) -> str | None:
                               f"{sc._name_owner(layout, new_name) or 'another container'}",
                               hint="choose another name")
     try:
-        with object_lock(layout.locks, "container", cid):
+        with layout.container_lock(cid):
             path = layout.container_dir(cid) / "container.json"
             record = atomic.read_json(path)
             record["name"] = new_name

@@ -16,7 +16,6 @@ those of the sequential version.
 
 from __future__ import annotations
 
-import contextlib
 import os
 
 from podkit_common.roots import Roots
@@ -84,7 +83,5 @@ def settle_and_remove(roots: Roots, cid: str, remove_volumes: bool = True,
         release_container_path(cgroups_path)
         if hooks:
             remove_bundle(roots, cid, remove_volumes=remove_volumes)
-        with contextlib.suppress(OSError):  # its lock file goes with it (still held here)
-            os.unlink(_state.lock_file(roots, cid))
         lc._event(roots, gone, "remove")
     return record, seen

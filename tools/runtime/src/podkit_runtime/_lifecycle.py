@@ -600,8 +600,6 @@ def _remove_now(roots: Roots, cid: str, remove_volumes: bool = False) -> None:
         _release_container_cgroup(paths)
         _state.remove_files(roots, cid)
         remove_bundle(roots, cid, remove_volumes=remove_volumes)
-        with contextlib.suppress(OSError):  # its lock file goes with it (still held here)
-            os.unlink(_state.lock_file(roots, cid))
         _event(roots, gone, "remove")
 
 
@@ -616,8 +614,6 @@ def forget(roots: Roots, cid: str, remove_volumes: bool = False) -> None:
             return
         _state.remove_files(roots, cid)
         remove_bundle(roots, cid, remove_volumes=remove_volumes)
-        with contextlib.suppress(OSError):  # as _remove_now: held here, gone with it
-            os.unlink(_state.lock_file(roots, cid))
 
 
 def cleanup(roots: Roots, ref: str, *, remove_after: bool = False) -> dict[str, Any]:

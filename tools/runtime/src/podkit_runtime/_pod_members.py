@@ -29,6 +29,8 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold s
 if TYPE_CHECKING:
     from typing import Any
 
+    from podkit_common.locks import FileLock
+
 MEMBER_FILE = "pod-member.json"
 #: podman's OCI type names for the namespaces --share names
 OCI_TYPE = {"net": "network", "ipc": "ipc", "uts": "uts", "pid": "pid", "cgroup": "cgroup"}
@@ -195,11 +197,19 @@ def host_line(hostname: str, name: str) -> str:
         else f"127.0.0.1\t{name}"
 
 
+def hosts_lock(roots: Roots, pod_id: str) -> FileLock:
+    """The lock of the pod's hosts file; its file goes at the release that finds the
+    pod gone (``remove_pod`` takes it once after the pod's record went)."""
+    from podkit_common.locks import object_lock
+
+    return object_lock(roots.root / "locks", "pod-hosts", pod_id, timeout=60.0,
+                       keep_while=(R.pods_dir(roots) / pod_id,))
+
+
 def add_host_entry(roots: Roots, pod: dict[str, Any], infra_id: str, name: str) -> None:
     """podman: ``127.0.0.1 HOSTNAME NAME`` in the infra's hosts file, under the pod's
     hosts lock."""
     from podkit_common.inplace import rewrite_in_place
-    from podkit_common.locks import object_lock
 
     line = host_line(pod.get("hostname", ""), name)
 
@@ -208,13 +218,12 @@ def add_host_entry(roots: Roots, pod: dict[str, Any], infra_id: str, name: str) 
             return text
         return text + ("" if text.endswith("\n") or not text else "\n") + line + "\n"
 
-    with object_lock(roots.root / "locks", "pod-hosts", pod["id"], timeout=60.0):
+    with hosts_lock(roots, pod["id"]):
         rewrite_in_place(_bundle_dir(roots, infra_id) / "hosts", add)
 
 
 def remove_host_entry(roots: Roots, pod_id: str, infra_id: str, name: str) -> None:
     from podkit_common.inplace import rewrite_in_place
-    from podkit_common.locks import object_lock
 
     def mine(line: str) -> bool:
         fields = line.split()
@@ -225,7 +234,7 @@ def remove_host_entry(roots: Roots, pod_id: str, infra_id: str, name: str) -> No
         kept = [x for x in text.splitlines() if not mine(x)]
         return "\n".join(kept) + ("\n" if kept else "")
 
-    with object_lock(roots.root / "locks", "pod-hosts", pod_id, timeout=60.0):
+    with hosts_lock(roots, pod_id):
         rewrite_in_place(_bundle_dir(roots, infra_id) / "hosts", drop)
 
 

@@ -37,8 +37,6 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from typing import Any
 
-    from podkit_common.locks import FileLock
-
 SHAREABLE = ("cgroup", "ipc", "net", "pid", "uts")
 DEFAULT_SHARE = ("ipc", "net", "uts")
 #: podman's name rule (libpod/define: NameRegex)
@@ -107,11 +105,13 @@ def record_path(roots: Roots, pod_id: str) -> Path:
 
 
 @contextlib.contextmanager
-def lock(roots: Roots, pod_id: str) -> Iterator[FileLock]:
+def lock(roots: Roots, pod_id: str) -> Iterator[None]:
+    """The pod's lock; its file goes at the release that finds the pod gone."""
     from podkit_common.locks import object_lock
 
-    with object_lock(roots.root / "locks", "pod", pod_id, timeout=60.0) as held:
-        yield held
+    with object_lock(roots.root / "locks", "pod", pod_id, timeout=60.0,
+                     keep_while=(pods_dir(roots) / pod_id,)):
+        yield
 
 
 def load(roots: Roots, pod_id: str) -> dict[str, Any]:

@@ -341,16 +341,14 @@ def remove_pod(roots: Roots, ref: str, *, force: bool = False, timeout: int | No
     if release is not None:
         release(removed)
     _pod_cgroup.remove(pod["cgroup_path"])
-    from podkit_common.locks import object_lock
-
-    # Its lock files go with it, each unlinked while held (see podkit_common.locks).
-    with object_lock(roots.root / "locks", "pod-hosts", pod_id, timeout=60.0) as hosts:
-        hosts.unlink()
-    with R.lock(roots, pod_id) as held:
+    with R.lock(roots, pod_id):   # its file goes at this release: the pod is gone
         import shutil
 
         shutil.rmtree(R.record_path(roots, pod_id).parent, ignore_errors=True)
-        held.unlink()
+    from podkit_runtime._pod_members import hosts_lock
+
+    with hosts_lock(roots, pod_id):  # and so does this one's
+        pass
     from podkit_common.events import pod_event
 
     pod_event(roots, "remove", pod)

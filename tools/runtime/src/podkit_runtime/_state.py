@@ -142,18 +142,16 @@ def lock(roots: Roots, cid: str, timeout: float | None = 60.0) -> Iterator[None]
         finally:
             _HELD[key] -= 1
         return
-    held: FileLock = object_lock(roots.root / "locks", "runtime", cid, timeout=timeout)
+    # A container that is gone (removed under this lock, or before a late comer such as
+    # conmon's exit command made the file again) takes its lock file with it.
+    held: FileLock = object_lock(roots.root / "locks", "runtime", cid, timeout=timeout,
+                                 keep_while=(records_dir(roots) / cid,))
     with held:
         _HELD[key] = 1
         try:
             yield
         finally:
             del _HELD[key]
-
-
-def lock_file(roots: Roots, cid: str) -> Path:
-    """The container's lock file (:func:`lock`'s), removed with the container."""
-    return roots.root / "locks" / f"runtime-{cid}.lock"
 
 
 def now_iso() -> str:

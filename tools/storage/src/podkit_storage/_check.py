@@ -491,7 +491,7 @@ def _container_removal(layout: StoreLayout, cid: str) -> Callable[[], None]:
     def fix() -> None:
         from podkit_storage._mount import is_mounted, unmount
 
-        with object_lock(layout.locks, "container", cid):
+        with layout.container_lock(cid):
             if (layout.container_dir(cid) / "container.json").exists():
                 return
             mp = layout.mountpoint(cid)

@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 from podkit_common import atomic, errors
-from podkit_common.locks import object_lock
 from podkit_common.roots import Roots
 from podkit_storage._images import find_image
 from podkit_storage._layout import StoreLayout
@@ -98,7 +97,7 @@ def _create_container(doc: dict[str, Any], roots: Roots, *, name: str | None,
             "rootfs": str(layout.mountpoint(cid)),
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        with object_lock(layout.locks, "container", cid):
+        with layout.container_lock(cid):
             container = make_rootfs(layout, container, driver=driver, mount=mount)
     except BaseException as exc:
         _remove_files(layout, cid, name)
@@ -135,7 +134,7 @@ def mount_container(roots: Roots, ref: str) -> dict[str, Any]:
     """Mount the container's rootfs if it is not mounted (after a reboot, say)."""
     layout = StoreLayout(roots)
     c = load_container(roots, ref)
-    with object_lock(layout.locks, "container", c["id"]):
+    with layout.container_lock(c["id"]):
         return mount_rootfs(layout, _still_there(layout, c, ref))
 
 
@@ -145,7 +144,7 @@ def unmount_container(roots: Roots, ref: str, *, remove: bool = False,
     with ``remove`` unmount whatever the count and delete the container's files."""
     layout = StoreLayout(roots)
     c = load_container(roots, ref)
-    with object_lock(layout.locks, "container", c["id"]):
+    with layout.container_lock(c["id"]):
         c = _still_there(layout, c, ref)
         out = unmount_rootfs(layout, c, force=force or remove)
         if remove:
@@ -200,7 +199,7 @@ def _finish_removal(layout: StoreLayout, cid: str) -> bool:
     rm is then the second of two, NotFound like any second rm)."""
     from podkit_storage._mount import is_mounted, unmount
 
-    with object_lock(layout.locks, "container", cid):
+    with layout.container_lock(cid):
         if (layout.container_dir(cid) / "container.json").exists():
             return False
         mp = layout.mountpoint(cid)
@@ -209,9 +208,7 @@ def _finish_removal(layout: StoreLayout, cid: str) -> bool:
             names = [e.name for e in os.scandir(layout.names)
                      if not e.name.startswith(".") and _name_owner(layout, e.name) == cid]
         if not (names or mp.exists() or layout.container_dir(cid).exists()):
-            with contextlib.suppress(OSError):  # the lock file this wait made again
-                os.unlink(object_lock(layout.locks, "container", cid).path)
-            return False
+            return False   # (the lock file this wait made again goes at its release)
         if is_mounted(mp):
             unmount(mp)
         _remove_files(layout, cid, None)
@@ -237,8 +234,7 @@ def _remove_files(layout: StoreLayout, cid: str, name: str | None) -> None:
     if name and _name_owner(layout, name) == cid:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(layout.names / name)
-    with contextlib.suppress(OSError):  # its lock file goes with it (held by our caller)
-        os.unlink(object_lock(layout.locks, "container", cid).path)
+    layout.container_lock(cid).unlink()   # its lock file goes with it (held by our caller)
 
 
 def list_containers(roots: Roots) -> list[dict[str, Any]]:

@@ -22,6 +22,10 @@ from pathlib import Path
 from podkit_common.records import record
 from podkit_common.roots import Roots
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
+if TYPE_CHECKING:
+    from podkit_common.locks import FileLock
+
 
 @record(frozen=True)
 class StoreLayout:
@@ -55,6 +59,13 @@ class StoreLayout:
     @property
     def locks(self) -> Path:
         return self.roots.root / "locks"
+
+    def container_lock(self, cid: str) -> FileLock:
+        """The container's lock; a late comer that finds the container gone (its
+        directory removed meanwhile) does not leave the lock file behind."""
+        from podkit_common.locks import object_lock
+
+        return object_lock(self.locks, "container", cid, keep_while=(self.container_dir(cid),))
 
     def mountpoint(self, cid: str) -> Path:
         return self.roots.runroot / "mounts" / cid
