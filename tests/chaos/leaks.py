@@ -11,7 +11,7 @@ returns one line per leftover, empty when the host is as it was:
   container id (the plugins' permanent skeleton chains are ignored);
 - host-local IP leases under the roots, and network attachment records in the runroot;
 - cgroups (``/sys/fs/cgroup/*/podkit*/[pod/]<id>``) of the containers and pods the
-  roots have ever known (podkit's per-object lock files name them all);
+  roots have ever known (the events log and podkit's per-object lock files name them);
 - live processes whose argv or cwd points below ``base`` (conmon, runc, CNI plugins,
   podkit itself);
 - files outside the roots: anything new in ``base`` besides the roots and the test's own
@@ -38,7 +38,8 @@ from tests.testbed.procs import cmdline, is_alive
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 _RULE_ID = re.compile(r'id: \\?"([0-9a-f]{64})')
-_ID = re.compile(r"^(?:container|pod|runtime)-([0-9a-f]{64})\.lock$")
+_ID = re.compile(r"^(?:container|pod|pod-hosts|runtime)-([0-9a-f]{64})\.lock$")
+_EVENT_ID = re.compile(r'"(?:ID|PodID)":\s*"([0-9a-f]{64})"')
 
 
 def processes_under(base: Path) -> list[str]:
@@ -60,13 +61,19 @@ def processes_under(base: Path) -> list[str]:
 
 
 def known_ids(root: Path, runroot: Path) -> set[str]:
-    """Ids of every container/pod the roots have known: lock files outlive the objects."""
+    """Ids of every container/pod the roots have known: those of the events log (a
+    removal is an event too), and of lock files (a command killed before its first
+    event leaves its object's lock file: only a removal unlinks one)."""
     ids = set()
     for folder in (root / "locks", runroot / "locks"):
         for path in folder.iterdir() if folder.is_dir() else []:
             match = _ID.match(path.name)
             if match:
                 ids.add(match.group(1))
+    for log in sorted((root / "events").glob("events.log*")):
+        if not log.name.endswith(".lock"):
+            with contextlib.suppress(OSError):
+                ids.update(_EVENT_ID.findall(log.read_text(errors="replace")))
     bundles = runroot / "bundles"
     ids.update(p.name for p in (bundles.iterdir() if bundles.is_dir() else []))
     return ids

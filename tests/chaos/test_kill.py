@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 
 from tests.chaos.conftest import image_of
 from tests.chaos.driver import Chaos, seed_from_env
-from tests.chaos.leaks import LeakChecker
+from tests.chaos.leaks import LeakChecker, known_ids
 
 pytestmark = [pytest.mark.chaos, pytest.mark.root, pytest.mark.netns, pytest.mark.runc,
               pytest.mark.overlay, pytest.mark.registry]
@@ -53,3 +54,9 @@ def test_the_leak_checker_sees_what_a_killed_container_leaves(images, chaos_env,
     assert any(f.startswith("mount ") for f in found), found
     assert chaos.must("pod rm -f -t 0 alive", "rm")
     assert checker.check() == []
+    # The removed container's lock files are gone; the events log still names it, so
+    # its cgroups and rules stay watched.
+    root, runroot = Path(chaos_env["PODKIT_ROOT"]), Path(chaos_env["PODKIT_RUNROOT"])
+    lockless = [i for i in known_ids(root, runroot)
+                if not any(i in n for n in os.listdir(root / "locks"))]
+    assert lockless, known_ids(root, runroot)
