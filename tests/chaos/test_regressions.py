@@ -383,3 +383,35 @@ def test_pod_rm_finishes_members_a_killed_pod_rm_left(images, chaos_env, tmp_pat
     chaos.check_clean("pod-rm")
     assert chaos.run("pod ps -a -q").stdout.strip() == b""
     assert chaos.failures == [] and checker.check() == []
+
+
+def test_pod_rm_finishes_a_member_that_left_the_pod_before_its_storage_went(
+        images, chaos_env, tmp_path):
+    """`pod pod rm -f` killed inside a member's storage removal (CI seed 20261130, part
+    1): the member had already left the pod record's ``members`` with its bundle, so the
+    retry did not know it, and its files, name and mount point stayed for `pod system
+    check` to report for ever. The removal now keeps every member it takes named in the
+    record (``removing_members``, written before anything goes) to its end."""
+    from pathlib import Path
+
+    from podkit_common import atomic
+
+    checker = LeakChecker(tmp_path, chaos_env)
+    chaos = Chaos(chaos_env, image_of(images), 0)
+    pod_id = chaos.run("pod pod create --name halfpod3 --network none").stdout.decode().strip()
+    cid = chaos.run(f"pod create --tls-verify=false --pod halfpod3 --name halfpod3-m "
+                    f"{image_of(images)} sleep 3600").stdout.decode().strip()
+    assert len(cid) == 64 and len(pod_id) == 64, chaos.failures
+    # What the killed `pod pod rm` left: the record marked as its first step does, the
+    # member's runtime side gone (and with its bundle, its place in "members"), its
+    # storage record dropped and the rest of its storage not yet.
+    record = Path(chaos_env["PODKIT_ROOT"]) / "runtime" / "pods" / pod_id / "pod.json"
+    pod = atomic.read_json(record)
+    atomic.write_json(record, {**pod, "removing": True, "removing_members": [cid]})
+    assert chaos.must(f"pod-runtime rm {cid} >/dev/null", "runtime-rm"), chaos.failures
+    assert cid not in atomic.read_json(record)["members"]
+    _drop_storage_record(chaos_env, cid)
+    assert chaos.must("pod pod rm -f -t 0 halfpod3", "pod-rm"), chaos.failures
+    chaos.check_clean("pod-rm")
+    assert chaos.run("pod ps -a -q").stdout.strip() == b""
+    assert chaos.failures == [] and checker.check() == []

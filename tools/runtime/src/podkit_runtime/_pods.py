@@ -313,6 +313,11 @@ def remove_pod(roots: Roots, ref: str, *, force: bool = False, timeout: int | No
     with R.lock(roots, pod_id):  # from here on its infra may go (refuse_infra_removal)
         pod = R.load(roots, pod_id)
         pod["removing"] = True
+        # The members this removal takes stay named in the record to its end: a member
+        # leaves "members" with its bundle, before `release` removes its storage, so a
+        # removal killed in between is finished by the next one (chaos seed 20261130).
+        pod["removing_members"] = sorted({*(pod.get("removing_members") or ()),
+                                          *pod["members"]})
         R.save(roots, pod)
     removed = []
     infra_doc: dict[str, Any] = {}
@@ -332,6 +337,7 @@ def remove_pod(roots: Roots, ref: str, *, force: bool = False, timeout: int | No
 
     order = _members_then_infra(pod)
     members = [cid for cid in order if cid != pod["infra"].get("id")]
+    members += [cid for cid in pod["removing_members"] if cid not in members]
     if members:
         with ThreadPoolExecutor(max_workers=min(8, len(members))) as pool:
             removed = list(pool.map(remove_one, members))
