@@ -415,3 +415,31 @@ def test_pod_rm_finishes_a_member_that_left_the_pod_before_its_storage_went(
     chaos.check_clean("pod-rm")
     assert chaos.run("pod ps -a -q").stdout.strip() == b""
     assert chaos.failures == [] and checker.check() == []
+
+
+def test_the_next_create_sweeps_what_a_killed_pod_create_left_in_the_store(
+        images, chaos_env, tmp_path):
+    """`pod pod create` killed inside its infra's storage create (soak seed 1930499760):
+    a container directory and name with no record, of a pod nobody knows. The retried
+    `pod pod create` did not know it either, and `pod system check` reported it for
+    ever. A create now holds the container's lock from the name to the record, and the
+    next create finishes any recordless container whose lock nobody holds."""
+    from pathlib import Path
+
+    checker = LeakChecker(tmp_path, chaos_env)
+    chaos = Chaos(chaos_env, image_of(images), 0)
+    made = chaos.run(f"pod-image-pull --tls-verify=false docker://{image_of(images)} | "
+                     "pod-storage import | pod-storage create --name ghost-infra")
+    assert made.returncode == 0, made.stderr
+    cid = jsonio.loads(made.stdout)["container"]["id"]
+    _drop_storage_record(chaos_env, cid)
+    report = jsonio.loads(chaos.run("pod system check").stdout)
+    assert {"incomplete-container", "orphan-name"} <= {p["kind"] for p in report["problems"]}
+    assert chaos.must("pod pod create --name swept --network none", "pod-create")
+    assert not (Path(chaos_env["PODKIT_ROOT"]) / "containers" / cid).exists()
+    chaos.check_clean("pod-create")
+    assert chaos.must(f"pod create --tls-verify=false --name ghost-infra {image_of(images)} "
+                      "true", "create")
+    assert chaos.must("pod rm ghost-infra", "rm")
+    assert chaos.must("pod pod rm -f swept", "pod-rm")
+    assert chaos.failures == [] and checker.check() == []

@@ -382,3 +382,23 @@ def test_repair_leaves_alone_what_a_command_is_working_on(tmp_path, podkit_env):
         [("incomplete-container", True)]
     assert not (root / "containers" / cid).exists()
     assert_clean(podkit_env)
+
+
+def test_the_create_sweep_leaves_a_recordless_container_whose_lock_is_held(tmp_path):
+    """A create at work (it holds the lock from the name to the record) or an rm at work
+    is not a remnant: only a recordless container nobody holds is finished."""
+    from podkit_common.roots import Roots
+    from podkit_storage._containers import _sweep_abandoned
+    from podkit_storage._layout import StoreLayout
+
+    layout = StoreLayout(Roots(tmp_path / "root", tmp_path / "runroot"))
+    cid = "ab" * 32
+    (layout.container_dir(cid) / "upper").mkdir(parents=True)
+    layout.names.mkdir(parents=True)
+    (layout.names / "busy-one").write_text(cid)
+    with layout.container_lock(cid):
+        _sweep_abandoned(layout)
+        assert layout.container_dir(cid).exists() and (layout.names / "busy-one").exists()
+    _sweep_abandoned(layout)
+    assert not layout.container_dir(cid).exists() and not (layout.names / "busy-one").exists()
+    assert not layout.container_lock(cid).path.exists()

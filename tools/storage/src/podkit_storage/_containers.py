@@ -66,9 +66,20 @@ def _create_container(doc: dict[str, Any], roots: Roots, *, name: str | None,
     from podkit_storage._images import _sweep_staging
 
     _sweep_staging(layout, (layout.containers, layout.names))  # a killed writer's .tmp-
-    cid = os.urandom(32).hex()  # secrets.token_hex's source, without its imports
+    _sweep_abandoned(layout)
     if name is not None:
         check_name(name)
+    cid = os.urandom(32).hex()  # secrets.token_hex's source, without its imports
+    # Held from the name to the record: what a create killed anywhere leaves is a
+    # recordless container nobody holds the lock of, which the next create sweeps.
+    with layout.container_lock(cid):
+        return _create_locked(layout, record, doc, cid, name, mount, driver)
+
+
+def _create_locked(layout: StoreLayout, record: dict[str, Any], doc: dict[str, Any],
+                   cid: str, name: str | None, mount: bool,
+                   driver: str | None) -> dict[str, Any]:
+    if name is not None:
         if not _reserve_name(layout, name, cid):
             owner = _name_owner(layout, name) or "another container"
             raise errors.Conflict(
@@ -97,8 +108,7 @@ def _create_container(doc: dict[str, Any], roots: Roots, *, name: str | None,
             "rootfs": str(layout.mountpoint(cid)),
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        with layout.container_lock(cid):
-            container = make_rootfs(layout, container, driver=driver, mount=mount)
+        container = make_rootfs(layout, container, driver=driver, mount=mount)
     except BaseException as exc:
         _remove_files(layout, cid, name)
         if isinstance(exc, OSError):
@@ -197,24 +207,46 @@ def _finish_removal(layout: StoreLayout, cid: str) -> bool:
     lock; False if its record is there after all (a create finished meanwhile) or if
     nothing is left of it (a concurrent rm, whose lock we waited for, finished it: this
     rm is then the second of two, NotFound like any second rm)."""
+    with layout.container_lock(cid):
+        return _remove_remnant(layout, cid)
+
+
+def _sweep_abandoned(layout: StoreLayout) -> None:
+    """Finish what a create or an rm killed half-way left: a container directory without
+    a record whose lock nobody holds (a create holds it from the name to the record, an
+    rm from the record to the last file). One stat per container."""
+    from podkit_common.errors import Timeout
+
+    try:
+        entries = [e.name for e in os.scandir(layout.containers) if len(e.name) == 64]
+    except FileNotFoundError:
+        return
+    for cid in entries:
+        if os.path.exists(layout.container_dir(cid) / "container.json"):
+            continue
+        with contextlib.suppress(Timeout), layout.container_lock(cid, timeout=0):
+            _remove_remnant(layout, cid)
+
+
+def _remove_remnant(layout: StoreLayout, cid: str) -> bool:
+    """``_finish_removal``'s work; the caller holds the container's lock."""
     from podkit_storage._mount import is_mounted, unmount
 
-    with layout.container_lock(cid):
-        if (layout.container_dir(cid) / "container.json").exists():
-            return False
-        mp = layout.mountpoint(cid)
-        names = []
+    if (layout.container_dir(cid) / "container.json").exists():
+        return False
+    mp = layout.mountpoint(cid)
+    names = []
+    with contextlib.suppress(FileNotFoundError):
+        names = [e.name for e in os.scandir(layout.names)
+                 if not e.name.startswith(".") and _name_owner(layout, e.name) == cid]
+    if not (names or mp.exists() or layout.container_dir(cid).exists()):
+        return False   # (the lock file this wait made again goes at its release)
+    if is_mounted(mp):
+        unmount(mp)
+    _remove_files(layout, cid, None)
+    for name in names:
         with contextlib.suppress(FileNotFoundError):
-            names = [e.name for e in os.scandir(layout.names)
-                     if not e.name.startswith(".") and _name_owner(layout, e.name) == cid]
-        if not (names or mp.exists() or layout.container_dir(cid).exists()):
-            return False   # (the lock file this wait made again goes at its release)
-        if is_mounted(mp):
-            unmount(mp)
-        _remove_files(layout, cid, None)
-        for name in names:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(layout.names / name)
+            os.unlink(layout.names / name)
     return True
 
 

@@ -60,12 +60,13 @@ class StoreLayout:
     def locks(self) -> Path:
         return self.roots.root / "locks"
 
-    def container_lock(self, cid: str) -> FileLock:
+    def container_lock(self, cid: str, timeout: float | None = None) -> FileLock:
         """The container's lock; a late comer that finds the container gone (its
         directory removed meanwhile) does not leave the lock file behind."""
         from podkit_common.locks import object_lock
 
-        return object_lock(self.locks, "container", cid, keep_while=(self.container_dir(cid),))
+        return object_lock(self.locks, "container", cid, timeout=timeout,
+                           keep_while=(self.container_dir(cid),))
 
     def mountpoint(self, cid: str) -> Path:
         return self.roots.runroot / "mounts" / cid
