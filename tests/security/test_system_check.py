@@ -94,15 +94,16 @@ def damaged(podkit_env, images, registry, needs_conmon, tmp_path: Path):
     subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
                     f"lowerdir={lo},upperdir={up},workdir={wk}", str(mp)], check=True)
     made["orphan-mount"] = f"runroot/mounts/{orphan}"
-    # 6. a container dir with no record (a create killed half-way)
-    recordless = fake_id()
-    (root / "containers" / recordless / "upper").mkdir(parents=True)
-    made["incomplete-container"] = f"containers/{recordless}"
-    # 7. a runtime record whose storage container is gone
+    # 6. a runtime record whose storage container is gone
     nostore = ok(pod(env, "create", "--name", "nostore", good, "true")).strip()
     gone = subprocess.run(["pod-storage", "rm", nostore], env=env, capture_output=True)
     assert gone.returncode == 0, gone.stderr
     made["runtime-without-storage"] = f"runtime/{nostore}"
+    # 7. a container dir with no record (a create killed half-way; after the last
+    #    create, which would finish it: nobody holds its lock)
+    recordless = fake_id()
+    (root / "containers" / recordless / "upper").mkdir(parents=True)
+    made["incomplete-container"] = f"containers/{recordless}"
     # 8. a lock file of a container that is gone
     stale = fake_id()
     (root / "locks" / f"container-{stale}.lock").write_bytes(b"")
