@@ -63,7 +63,7 @@ def cleanup(roots: Roots, config_dir: str | None = None) -> dict[str, Any]:
     from podkit_netsetup._cni_attach import _teardown
     from podkit_netsetup._members import read_members, remove_member
     from podkit_netsetup._netns import delete_netns
-    from podkit_netsetup._networks import NetworkStore
+    from podkit_netsetup._networks import NetworkStore, lease_dir
 
     cni = CniRuntime()
     released: list[dict[str, Any]] = []
@@ -96,10 +96,9 @@ def cleanup(roots: Roots, config_dir: str | None = None) -> dict[str, Any]:
                     remove_member(store, name, cid)
                     released.append({"container_id": cid, "network": name,
                                      "reason": "member without attachment"})
-            conflist = store.load(name)
-            data_dir = (conflist["plugins"][0].get("ipam") or {}).get("dataDir")
-            if data_dir:
-                released += _release_leases(Path(data_dir) / name, live)
+            leases = lease_dir(store.load(name))
+            if leases is not None:
+                released += _release_leases(leases, live)
     from podkit_netsetup._bridge_repair import conflists_of, release_half_made
 
     released += release_half_made(conflists_of(store), store.state)

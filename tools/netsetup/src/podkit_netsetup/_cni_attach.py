@@ -16,7 +16,7 @@ from podkit_netsetup._attach import (
     record_path,
 )
 from podkit_netsetup._cni import CniRuntime, RuntimeConf, result_summary
-from podkit_netsetup._networks import DEFAULT_NETWORK, NetworkStore, validate_name
+from podkit_netsetup._networks import DEFAULT_NETWORK, NetworkStore, lease_dir, validate_name
 from podkit_netsetup._plugin_plan import active_conflist
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a cold start
@@ -274,14 +274,14 @@ def _lease_result(conflist: dict[str, Any], cid: str) -> dict[str, Any] | None:
     """A stand-in prevResult from host-local's lease files, for an ADD killed before its
     result was recorded (chaos suite): without one the firewall plugin's DEL cannot name
     the address and its FORWARD rules stay for good."""
-    ipam = (conflist["plugins"][0].get("ipam") or {}) if conflist.get("plugins") else {}
-    if ipam.get("type") != "host-local" or not ipam.get("dataDir"):
+    leases = lease_dir(conflist)
+    if leases is None:
         return None
+    ipam = conflist["plugins"][0]["ipam"]
     ranges = [r for rs in ipam.get("ranges") or [] for r in rs if r.get("subnet")]
-    lease_dir = Path(ipam["dataDir"]) / conflist.get("name", "")
     ips = []
     with contextlib.suppress(OSError):
-        for lease in lease_dir.iterdir():
+        for lease in leases.iterdir():
             with contextlib.suppress(OSError, IndexError, ValueError):
                 if lease.read_text().split()[0] != cid:
                     continue

@@ -353,26 +353,32 @@ class NetworkStore:
         return removed
 
 
+def lease_dir(conflist: dict[str, Any]) -> Path | None:
+    """Where host-local keeps the network's leases (``<dataDir>/<name>``); None when its
+    first plugin does not allocate with host-local."""
+    ipam = (conflist["plugins"][0].get("ipam") or {}) if conflist.get("plugins") else {}
+    if ipam.get("type") != "host-local" or not ipam.get("dataDir") or not conflist.get("name"):
+        return None
+    return Path(ipam["dataDir"]) / conflist["name"]
+
+
 def _forget_leases(conflist: dict[str, Any]) -> None:
     """Remove a removed network's host-local directory when no lease is left in it: only
     host-local's lock and last-reserved files (a later network of the same name then
     starts at the start of its range, as a new podman network does)."""
-    ipam = (conflist["plugins"][0].get("ipam") or {}) if conflist.get("plugins") else {}
-    if ipam.get("type") != "host-local" or not ipam.get("dataDir") or not conflist.get("name"):
-        return
     from podkit_common.locks import FileLock
 
-    lease_dir = Path(ipam["dataDir"]) / conflist["name"]
-    if not lease_dir.is_dir():
+    leases = lease_dir(conflist)
+    if leases is None or not leases.is_dir():
         return
-    with FileLock(lease_dir / "lock", timeout=60) as held:   # host-local's own lock
-        names = os.listdir(lease_dir)
+    with FileLock(leases / "lock", timeout=60) as held:   # host-local's own lock
+        names = os.listdir(leases)
         if any(n != "lock" and not n.startswith("last_reserved_ip") for n in names):
             return   # a lease whose owner is still there: system check's to judge
         for n in names:
             if n != "lock":
                 with contextlib.suppress(FileNotFoundError):
-                    os.unlink(lease_dir / n)
+                    os.unlink(leases / n)
         held.unlink()
         with contextlib.suppress(OSError):
-            os.rmdir(lease_dir)
+            os.rmdir(leases)

@@ -266,7 +266,6 @@ def _remove_files(layout: StoreLayout, cid: str, name: str | None) -> None:
     if name and _name_owner(layout, name) == cid:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(layout.names / name)
-    layout.container_lock(cid).unlink()   # its lock file goes with it (held by our caller)
 
 
 def list_containers(roots: Roots) -> list[dict[str, Any]]:
